@@ -1,0 +1,1 @@
+"""Reading, writing and generating the rasters and datasets changen works on."""

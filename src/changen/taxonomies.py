@@ -1,0 +1,107 @@
+"""Built-in taxonomies of the datasets changen reads, in a plain dict (:data:`TAXONOMIES`).
+
+SECOND's class order differs between repositories, so both orders are provided under explicit
+names: ``second_ding`` (the order of Ding et al.'s Bi-SRNet/SCanNet code: water first) and
+``second_paper`` (the order of the SECOND paper's class list: low vegetation first). Both use
+the official RGB colours, so RGB-coded labels decode identically; only the integer ids differ.
+"""
+
+from __future__ import annotations
+
+from changen.sample import ClassInfo, Taxonomy
+
+
+def _taxonomy(
+    name: str, classes: list[tuple[int, str, tuple[int, int, int]]], background: int = 0,
+    ignore: int = 255,
+) -> Taxonomy:
+    return Taxonomy(name, tuple(ClassInfo(i, n, c) for i, n, c in classes), background, ignore)
+
+
+BINARY_BUILDING = _taxonomy(
+    "binary_building", [(0, "background", (0, 0, 0)), (1, "building", (255, 255, 255))]
+)
+
+XVIEW2_DAMAGE = _taxonomy(
+    "xview2_damage",
+    [
+        (0, "background", (0, 0, 0)),
+        (1, "no-damage", (255, 255, 255)),
+        (2, "minor-damage", (0, 200, 0)),
+        (3, "major-damage", (255, 165, 0)),
+        (4, "destroyed", (220, 20, 20)),
+        (5, "un-classified", (120, 120, 200)),
+    ],
+)
+
+OPENEARTHMAP = _taxonomy(
+    "openearthmap",
+    [
+        (0, "unknown", (0, 0, 0)),
+        (1, "bareland", (128, 0, 0)),
+        (2, "rangeland", (0, 255, 36)),
+        (3, "developed", (148, 148, 148)),
+        (4, "road", (255, 255, 255)),
+        (5, "tree", (34, 97, 38)),
+        (6, "water", (0, 69, 255)),
+        (7, "agriculture", (75, 181, 73)),
+        (8, "building", (222, 31, 7)),
+    ],
+)
+
+LOVEDA = _taxonomy(
+    "loveda",
+    [
+        (0, "no-data", (0, 0, 0)),
+        (1, "background", (255, 255, 255)),
+        (2, "building", (255, 0, 0)),
+        (3, "road", (255, 255, 0)),
+        (4, "water", (0, 0, 255)),
+        (5, "barren", (159, 129, 183)),
+        (6, "forest", (0, 255, 0)),
+        (7, "agriculture", (255, 195, 128)),
+    ],
+    background=1,
+    ignore=0,
+)
+
+_SECOND_COLORS = {
+    "unchanged": (255, 255, 255),
+    "water": (0, 0, 255),
+    "ground": (128, 128, 128),
+    "low vegetation": (0, 128, 0),
+    "tree": (0, 255, 0),
+    "building": (128, 0, 0),
+    "playground": (255, 0, 0),
+}
+
+
+def _second(name: str, order: list[str]) -> Taxonomy:
+    return _taxonomy(name, [(i, n, _SECOND_COLORS[n]) for i, n in enumerate(order)])
+
+
+SECOND_DING = _second(
+    "second_ding",
+    ["unchanged", "water", "ground", "low vegetation", "tree", "building", "playground"],
+)
+SECOND_PAPER = _second(
+    "second_paper",
+    ["unchanged", "low vegetation", "ground", "tree", "water", "building", "playground"],
+)
+
+TAXONOMIES: dict[str, Taxonomy] = {
+    t.name: t
+    for t in (BINARY_BUILDING, XVIEW2_DAMAGE, OPENEARTHMAP, LOVEDA, SECOND_DING, SECOND_PAPER)
+}
+
+
+def get_taxonomy(name: str) -> Taxonomy:
+    """Look a built-in taxonomy up by name, with an error listing the known names."""
+    from changen.errors import ConfigError
+
+    try:
+        return TAXONOMIES[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown taxonomy {name!r}; choose one of: {', '.join(TAXONOMIES)}"
+        ) from None
