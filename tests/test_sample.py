@@ -13,7 +13,11 @@ from changen.taxonomies import OPENEARTHMAP, TAXONOMIES, get_taxonomy
 
 def test_builtin_taxonomies_cover_the_datasets() -> None:
     assert set(TAXONOMIES) >= {
-        "binary_building", "xview2_damage", "openearthmap", "loveda", "second_ding",
+        "binary_building",
+        "xview2_damage",
+        "openearthmap",
+        "loveda",
+        "second_ding",
         "second_paper",
     }
     assert OPENEARTHMAP.ids == list(range(9))

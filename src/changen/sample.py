@@ -95,7 +95,9 @@ class Taxonomy:
         known = keys[order][pos] == code
         if not known.all():
             bad = np.unique(code[~known])[:8]
-            listed = ", ".join(str((int(b >> 16) & 255, int(b >> 8) & 255, int(b) & 255)) for b in bad)
+            listed = ", ".join(
+                str((int(b >> 16) & 255, int(b >> 8) & 255, int(b) & 255)) for b in bad
+            )
             raise DataError(
                 f"{source}: mask colours {listed} are not in the {self.name!r} palette; "
                 f"pass the taxonomy whose colours the mask uses (or an index-map mask)"
@@ -144,7 +146,7 @@ class GeoRef:
     """Where a raster lies on Earth: CRS (any string rasterio accepts), affine transform, nodata."""
 
     crs: str | None
-    transform: Affine = Affine.identity()
+    transform: Affine = field(default_factory=Affine.identity)
     nodata: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -256,6 +258,12 @@ class ChangeSeries:
             ign = self.taxonomy.ignore
             change[(a == ign) | (b == ign)] = ign
         return ChangeSample(
-            self.images[i], self.images[j], change, a, b, self.georef, self.taxonomy,
+            self.images[i],
+            self.images[j],
+            change,
+            a,
+            b,
+            self.georef,
+            self.taxonomy,
             f"{self.name}_{i}_{j}" if self.name else f"{i}_{j}",
         )

@@ -12,7 +12,9 @@ from changen.sample import ClassInfo, Taxonomy
 
 
 def _taxonomy(
-    name: str, classes: list[tuple[int, str, tuple[int, int, int]]], background: int = 0,
+    name: str,
+    classes: list[tuple[int, str, tuple[int, int, int]]],
+    background: int = 0,
     ignore: int = 255,
 ) -> Taxonomy:
     return Taxonomy(name, tuple(ClassInfo(i, n, c) for i, n, c in classes), background, ignore)

@@ -24,7 +24,8 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     """Image files directly in ``folder``, sorted by name (hidden and partial files skipped)."""
     folder = Path(folder)
     return sorted(
-        p for p in folder.iterdir()
+        p
+        for p in folder.iterdir()
         if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
     )
 
@@ -39,8 +40,10 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     data = np.fromfile(path, np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
-        raise DataError(f"{path}: not a readable image (corrupt, truncated or not an image); "
-                        f"re-export or remove the file")
+        raise DataError(
+            f"{path}: not a readable image (corrupt, truncated or not an image); "
+            f"re-export or remove the file"
+        )
     if image.ndim == 2:
         return image[..., None]
     if image.shape[2] == 3:
@@ -60,8 +63,9 @@ def _read_tiff(path: Path) -> np.ndarray:
             with rasterio.open(path) as src:
                 return np.moveaxis(src.read(), 0, -1)
     except (RasterioIOError, ValueError) as e:
-        raise DataError(f"{path}: not a readable TIFF ({str(e).splitlines()[0]}); "
-                        f"re-export or remove the file") from None
+        raise DataError(
+            f"{path}: not a readable TIFF ({str(e).splitlines()[0]}); re-export or remove the file"
+        ) from None
 
 
 def read_mask(path: str | os.PathLike[str]) -> np.ndarray:

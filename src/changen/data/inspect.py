@@ -46,8 +46,12 @@ def _source_bands(path: str) -> tuple[int | None, str | None]:
 
 
 def inspect_dataset(
-    path: str | Path, format: str | None = None, taxonomy: str | Taxonomy | None = None,
-    limit: int | None = None, progress: bool = False, **options: Any,
+    path: str | Path,
+    format: str | None = None,
+    taxonomy: str | Taxonomy | None = None,
+    limit: int | None = None,
+    progress: bool = False,
+    **options: Any,
 ) -> dict[str, Any]:
     """Open a dataset and summarise it as a JSON-ready dict.
 

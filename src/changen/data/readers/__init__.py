@@ -65,7 +65,9 @@ def detect_format(path: str | Path) -> str:
 
 
 def open_dataset(
-    path: str | Path, format: str | None = None, taxonomy: str | Taxonomy | None = None,
+    path: str | Path,
+    format: str | None = None,
+    taxonomy: str | Taxonomy | None = None,
     **options: Any,
 ) -> Reader[Any]:
     """Open the dataset at ``path`` with the reader of ``format`` (detected when ``None``).

@@ -48,8 +48,10 @@ class Reader(Generic[T]):
     def _require_items(self, what: str) -> None:
         """Raise the empty-dataset error; call at the end of ``__init__``."""
         if not self.names:
-            raise DataError(f"{self.root}: no {what} found; check the path and the layout "
-                            f"(see `changen data inspect --help` for the supported layouts)")
+            raise DataError(
+                f"{self.root}: no {what} found; check the path and the layout "
+                f"(see `changen data inspect --help` for the supported layouts)"
+            )
 
 
 class SceneReader(Reader[Scene]):

@@ -1,0 +1,1 @@
+"""The ``changen`` command line: a thin typer layer over the Python API."""

@@ -1,0 +1,327 @@
+"""Readers of the bitemporal folder layouts that differ only in their folder names.
+
+| format | folders (t1, t2, label) |
+|---|---|
+| ``levircd`` | ``A/ B/ label/`` |
+| ``s2looking`` | ``Image1/ Image2/ label/`` |
+| ``whucd`` | ``A/ B/ label/`` (LEVIR-CD's layout; only chosen by name, never detected) |
+| ``sysucd`` | ``time1/ time2/ label/`` |
+| ``dsifn`` | ``t1/ t2/ mask/`` |
+
+The folders sit either directly in the root (the flat layout; a LEVIR-CD-style ``list/<split>.txt``
+of file names then selects a split) or in split folders such as ``train/ val/ test/``. Files
+are paired by stem; folder names match case-insensitively. ``split`` reads one split; without
+it every split is read and ``ChangeSample.meta["split"]`` says which one a sample came from.
+
+Change labels are binarised explicitly: a pixel is *changed* when ``label > threshold``, with
+``threshold=0`` by default, so 0/1 and 0/255 labels both read correctly. There is never a
+silent cut at 128 (Open-CD's, which turns 0/1 labels into "no change").
+
+changen's LEVIR-CD writer adds ``A_mask/ B_mask/`` (semantic index masks, ``<t1>_mask`` and
+``<t2>_mask`` in general) and a ``manifest.json``: the masks are read when present, their
+ignore pixels become ignore in the change mask, and the taxonomy is, in order, the
+``taxonomy`` argument, the manifest's, else ``binary_building``. ``.tif`` images keep their
+georeference (from the t1 image).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from changen.data.bands import to_rgb8
+from changen.data.imageio import read_image
+from changen.data.readers.base import ChangeReader
+from changen.data.readers.folder import (
+    check_same_size,
+    find_subdir,
+    manifest_taxonomy,
+    pair_by_stem,
+)
+from changen.errors import ConfigError, DataError
+from changen.sample import ChangeSample, GeoRef, Taxonomy
+from changen.taxonomies import BINARY_BUILDING, get_taxonomy
+
+KNOWN_SPLITS = ("train", "val", "test")
+_TIFF = (".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class _Item:
+    name: str
+    split: str | None
+    files: tuple[Path, ...]  # one per entry of ``folders``
+    masks: tuple[Path | None, Path | None]  # the optional t1/t2 semantic masks
+
+
+def load_image(
+    path: Path,
+    bands: tuple[int, ...] | None = None,
+) -> tuple[np.ndarray, GeoRef | None]:
+    """An image as RGB uint8 (the band rules of :mod:`changen.data.bands`) and its georef."""
+    if path.suffix.lower() in _TIFF:
+        from changen.data.raster import read_raster
+
+        raw, georef = read_raster(path)
+    else:
+        raw, georef = read_image(path), None
+    rgb, _ = to_rgb8(raw, bands=bands, source=str(path))
+    return rgb, georef
+
+
+def read_single_band(path: Path, what: str = "change label") -> np.ndarray:
+    """The one band of a label file (a grey RGB(A) file counts as one band)."""
+    raw = read_image(path)
+    if raw.shape[2] in (3, 4):
+        rgb = raw[..., :3]
+        if not ((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()):
+            raise DataError(
+                f"{path}: {what} is colour-coded; it must be one band "
+                f"(0/255 or 0/1) — re-export it as a grey PNG"
+            )
+    elif raw.shape[2] != 1:
+        raise DataError(f"{path}: {what} has {raw.shape[2]} bands; it must have one")
+    return raw[..., 0]
+
+
+def read_index_mask(path: Path, taxonomy: Taxonomy) -> np.ndarray:
+    """A single-band class-id mask (as changen's writers store them), checked against
+    ``taxonomy``."""
+    band = read_single_band(path, "semantic mask")
+    if band.dtype != np.uint8:
+        raise DataError(f"{path}: semantic mask is {band.dtype}; class-id masks are 8-bit")
+    taxonomy.validate(band, str(path))
+    return band
+
+
+def _subdir(folder: Path, name: str) -> Path:
+    found = find_subdir(folder, (name.lower(),))
+    if found is None:
+        raise DataError(f"{folder}: missing folder {name}/")
+    return found
+
+
+def _ordered(splits: list[str]) -> list[str]:
+    known = [s for s in KNOWN_SPLITS if s in splits]
+    return known + sorted(s for s in splits if s not in KNOWN_SPLITS)
+
+
+class ChangeFolderReader(ChangeReader):
+    """Base of the folder-layout change readers; a subclass only names its folders.
+
+    ``folders`` lists the t1 image, t2 image and label folders (a subclass may add more label
+    folders and decode them itself, as :class:`changen.data.readers.second.SecondReader` does).
+    """
+
+    format: ClassVar[str]
+    folders: ClassVar[tuple[str, ...]]
+    default_taxonomy: ClassVar[Taxonomy] = BINARY_BUILDING
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        taxonomy: Taxonomy | str | None = None,
+        *,
+        split: str | None = None,
+        bands: tuple[int, ...] | None = None,
+    ) -> None:
+        root = Path(root)
+        if isinstance(taxonomy, str):
+            taxonomy = get_taxonomy(taxonomy)
+        chosen = taxonomy or manifest_taxonomy(root)
+        #: why the taxonomy was chosen when nobody named it (None when it was given or found)
+        self.taxonomy_choice: str | None = None
+        if chosen is None:
+            self.taxonomy_choice = (
+                f"{self.default_taxonomy.name} (default: no taxonomy given and no manifest.json)"
+            )
+        super().__init__(root, chosen or self.default_taxonomy)
+        self.split = split
+        self.bands = bands
+        only = self._list_filter(split)
+        self._items: list[_Item] = []
+        for split_name, folder in self._select(split):
+            self._items.extend(self._list(folder, split_name or split, only))
+        self.names = [item.name for item in self._items]
+        self._require_items(f"{self.format} samples (images in {self.folders[0]}/)")
+
+    @classmethod
+    def layout_dirs(cls, root: Path) -> list[tuple[str | None, Path]]:
+        """``[(None, root)]`` for the flat layout, else ``(split, folder)`` per split folder."""
+        if not root.is_dir():
+            return []
+        if cls._holds_layout(root):
+            return [(None, root)]
+        splits = {d.name: d for d in root.iterdir() if d.is_dir() and cls._holds_layout(d)}
+        return [(name, splits[name]) for name in _ordered(list(splits))]
+
+    @classmethod
+    def _holds_layout(cls, folder: Path) -> bool:
+        return all(find_subdir(folder, (name.lower(),)) is not None for name in cls.folders)
+
+    @classmethod
+    def detect(cls, root: Path) -> bool:
+        return bool(cls.layout_dirs(root))
+
+    def _select(self, split: str | None) -> list[tuple[str | None, Path]]:
+        dirs = self.layout_dirs(self.root)
+        if not dirs:
+            raise DataError(
+                f"{self.root}: no {'/, '.join(self.folders)}/ folders here or in split folders; "
+                f"check the path or the format ({self.format})"
+            )
+        if split is None or dirs[0][0] is None:
+            return dirs
+        chosen = [(name, d) for name, d in dirs if name == split]
+        if not chosen:
+            raise ConfigError(
+                f"{self.root}: no split {split!r}; choose one of: "
+                f"{', '.join(str(name) for name, _ in dirs)}"
+            )
+        return chosen
+
+    def _list_filter(self, split: str | None) -> set[str] | None:
+        """Stems named by ``list/<split>.txt`` in the flat layout (None: no filtering)."""
+        if split is None or not self._holds_layout(self.root):
+            return None
+        lists = find_subdir(self.root, ("list",))
+        path = lists / f"{split}.txt" if lists else None
+        if path is None or not path.is_file():
+            raise ConfigError(
+                f"{self.root}: split {split!r} asked for, but this flat layout "
+                f"has no list/{split}.txt; omit the split or add the list"
+            )
+        lines = path.read_text(encoding="utf-8").split()
+        return {Path(line).stem for line in lines}
+
+    def _list(self, folder: Path, split: str | None, only: set[str] | None) -> list[_Item]:
+        anchor, *others = [_subdir(folder, name) for name in self.folders]
+        pairs = [pair_by_stem(anchor, d, f"{d.name} file")[0] for d in others]
+        images = {stem: image for stem, image, _ in pairs[0]}
+        columns = [{stem: path for stem, _, path in column} for column in pairs]
+        masks = []
+        for name in self.folders[:2]:
+            mask_dir = find_subdir(folder, (f"{name.lower()}_mask",))
+            found = [] if mask_dir is None else pair_by_stem(anchor, mask_dir, "mask", False)[0]
+            masks.append({stem: path for stem, _, path in found})
+        if only is not None:
+            missing = sorted(only - set(images))
+            if missing:
+                raise DataError(
+                    f"{self.root}: list/{split}.txt names {len(missing)} file(s) "
+                    f"not in {anchor}, e.g. {missing[0]}; fix the list"
+                )
+        return [
+            _Item(
+                stem,
+                split,
+                (images[stem], *(c[stem] for c in columns)),
+                (masks[0].get(stem), masks[1].get(stem)),
+            )
+            for stem in sorted(images)
+            if only is None or stem in only
+        ]
+
+    def _load_pair(self, item: _Item) -> tuple[np.ndarray, np.ndarray, GeoRef | None]:
+        t1, georef = load_image(item.files[0], self.bands)
+        t2, _ = load_image(item.files[1], self.bands)
+        check_same_size(t1.shape, item.files[0], t2, item.files[1], "t2 image")
+        return t1, t2, georef
+
+    def _load_masks(self, item: _Item, hw: tuple[int, ...]) -> list[np.ndarray | None]:
+        masks: list[np.ndarray | None] = []
+        for path in item.masks:
+            if path is None:
+                masks.append(None)
+                continue
+            mask = read_index_mask(path, self.taxonomy)
+            check_same_size(hw, item.files[0], mask, path)
+            masks.append(mask)
+        return masks
+
+
+class BinaryChangeReader(ChangeFolderReader):
+    """A folder-layout change reader with one binary label folder (see the module docstring).
+
+    ``threshold``: label values strictly above it are *changed* (default 0, never 128).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        taxonomy: Taxonomy | str | None = None,
+        *,
+        split: str | None = None,
+        bands: tuple[int, ...] | None = None,
+        threshold: float = 0,
+    ) -> None:
+        if not threshold >= 0:
+            raise ConfigError(f"threshold={threshold} must be >= 0 (labels > threshold change)")
+        self.threshold = threshold
+        super().__init__(root, taxonomy, split=split, bands=bands)
+
+    def __getitem__(self, index: int) -> ChangeSample:
+        item = self._items[index]
+        t1, t2, georef = self._load_pair(item)
+        label = read_single_band(item.files[2])
+        check_same_size(t1.shape, item.files[0], label, item.files[2], "label")
+        change = (label > self.threshold).astype(np.uint8)
+        m1, m2 = self._load_masks(item, t1.shape)
+        for mask in (m1, m2):
+            if mask is not None:
+                change[mask == self.taxonomy.ignore] = self.taxonomy.ignore
+        return ChangeSample(
+            t1,
+            t2,
+            change,
+            m1,
+            m2,
+            georef,
+            self.taxonomy,
+            item.name,
+            str(item.files[0]),
+            {"split": item.split},
+        )
+
+
+class LevirCDReader(BinaryChangeReader):
+    """LEVIR-CD: ``A/ B/ label/`` (label 0/255), flat with ``list/*.txt`` or in split folders."""
+
+    format = "levircd"
+    folders = ("A", "B", "label")
+
+
+class S2LookingReader(BinaryChangeReader):
+    """S2Looking: ``{split}/Image1/ Image2/ label/`` (label 0/255)."""
+
+    format = "s2looking"
+    folders = ("Image1", "Image2", "label")
+
+
+class WHUCDReader(BinaryChangeReader):
+    """WHU-CD: LEVIR-CD's ``A/ B/ label/`` layout; auto-detection picks levircd, name this one."""
+
+    format = "whucd"
+    folders = ("A", "B", "label")
+
+    @classmethod
+    def detect(cls, root: Path) -> bool:
+        return False
+
+
+class SYSUCDReader(BinaryChangeReader):
+    """SYSU-CD: ``{split}/time1/ time2/ label/`` (label 0/255)."""
+
+    format = "sysucd"
+    folders = ("time1", "time2", "label")
+
+
+class DSIFNReader(BinaryChangeReader):
+    """DSIFN: ``{split}/t1/ t2/ mask/`` (label 0/255)."""
+
+    format = "dsifn"
+    folders = ("t1", "t2", "mask")

@@ -1,0 +1,248 @@
+"""What every dataset writer does: refuse to clobber, write each sample atomically, keep counts
+and finish with a ``manifest.json``.
+
+A writer is a context manager. Each :meth:`DatasetWriter.write` call writes all files of one
+sample (every file through a temporary name and a rename; if one file fails, the files already
+written for that sample are removed). The manifest is written last, on a clean exit only, so a
+folder without ``manifest.json`` is recognisably incomplete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+
+from changen import __version__
+from changen.data.atomic import write_text_atomic
+from changen.data.imageio import write_image
+from changen.errors import ConfigError, DataError, OutputExistsError
+from changen.sample import ChangeSample, GeoRef, Scene, Taxonomy
+
+MANIFEST_NAME = "manifest.json"
+
+T = TypeVar("T", ChangeSample, Scene)
+W = TypeVar("W", bound="DatasetWriter[Any]")
+
+
+def save_array(path: Path, array: np.ndarray, georef: GeoRef | None) -> None:
+    """Write one raster atomically: GeoTIFF (with ``georef``) for ``.tif``, else PNG/JPEG."""
+    if path.suffix.lower() in (".tif", ".tiff"):
+        from changen.data.raster import write_raster
+
+        write_raster(path, array, georef)
+    else:
+        write_image(path, array)
+
+
+def _valid_stem(name: str) -> bool:
+    return bool(name) and not name.startswith(".") and not any(c in name for c in "/\\\0")
+
+
+class DatasetWriter(Generic[T]):
+    """Base of the dataset writers; subclasses set ``layout``/``folders`` and list files.
+
+    ``root`` must be absent or empty unless ``overwrite=True``; then the previous manifest and
+    this layout's folders (at the root and in split folders holding them) are deleted first,
+    so no stale sample survives; other files are left alone. Folders are created as files are
+    written. ``provenance`` (JSON-serialisable) is copied into the manifest.
+    """
+
+    layout: ClassVar[str]
+    kind: ClassVar[str] = "change"
+    item_type: ClassVar[type]
+    folders: ClassVar[tuple[str, ...]]  # every folder this layout may write; folders[0] always
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        taxonomy: Taxonomy,
+        *,
+        overwrite: bool = False,
+        provenance: dict[str, Any] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.taxonomy = taxonomy
+        self.provenance = dict(provenance or {})
+        try:
+            json.dumps(self.provenance)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(
+                f"provenance must be JSON-serialisable ({e}); pass plain "
+                f"strings, numbers, lists and dicts"
+            ) from None
+        if self.root.exists() and not self.root.is_dir():
+            raise OutputExistsError(f"{self.root}: exists and is not a folder; choose a folder")
+        if self.root.is_dir() and any(self.root.iterdir()):
+            if not overwrite:
+                raise OutputExistsError(
+                    f"{self.root}: output folder is not empty; choose a new or empty folder, "
+                    f"or pass overwrite=True (--overwrite) to replace the dataset there"
+                )
+            self._clear_previous()
+        self.manifest: dict[str, Any] | None = None
+        self._names: dict[str, set[str]] = {}
+        self._counts: dict[str, dict[str, Any]] = {}
+        self._closed = False
+
+    def __enter__(self: W) -> W:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._closed = True
+
+    def write(self, sample: T, split: str | None = None) -> None:
+        """Write one sample's files under ``root`` (or ``root/split``), named ``sample.name``."""
+        if self._closed:
+            raise RuntimeError(f"{self.root}: writer is closed")
+        if not isinstance(sample, self.item_type):
+            raise TypeError(
+                f"{self.layout} writer takes {self.item_type.__name__}, got {type(sample).__name__}"
+            )
+        if split is not None and not _valid_stem(split):
+            raise ConfigError(f"split {split!r} is not a valid folder name; use e.g. 'train'")
+        where = sample.source or sample.name or "<sample>"
+        if not _valid_stem(sample.name):
+            raise DataError(
+                f"{where}: sample name {sample.name!r} cannot be a file name; give "
+                f"the sample a non-empty name without '/' or a leading '.'"
+            )
+        key = split or "."
+        names = self._names.setdefault(key, set())
+        if sample.name in names:
+            raise DataError(
+                f"{where}: duplicate sample name {sample.name!r} in split {key!r}; "
+                f"give every sample of a split a unique name"
+            )
+        self._validate(sample, where)
+        folder = self.root / split if split else self.root
+        written: list[Path] = []
+        try:
+            for path, array in self._files(sample, folder):
+                save_array(path, array, sample.georef)
+                written.append(path)
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+        names.add(sample.name)
+        self._count(sample, self._counts.setdefault(key, {}))
+
+    def close(self) -> dict[str, Any]:
+        """Write ``manifest.json`` (atomically) and return it; later calls return it again."""
+        if self.manifest is not None:
+            return self.manifest
+        manifest: dict[str, Any] = {
+            "changen_version": __version__,
+            "layout": self.layout,
+            "kind": self.kind,
+            "taxonomy": self._manifest_taxonomy().to_dict(),
+            "counts": self._summary(),
+            "provenance": self.provenance,
+            **self._manifest_extra(),
+        }
+        write_text_atomic(self.root / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
+        self.manifest = manifest
+        self._closed = True
+        return manifest
+
+    # -- per-layout hooks -------------------------------------------------------------------
+
+    def _files(self, sample: T, folder: Path) -> list[tuple[Path, np.ndarray]]:
+        """The files of one sample: (path, array) pairs, written in this order."""
+        raise NotImplementedError
+
+    def _manifest_taxonomy(self) -> Taxonomy:
+        """The taxonomy a reader of the written files must use."""
+        return self.taxonomy
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        return {}
+
+    def _validate(self, sample: T, where: str) -> None:
+        """Raise :class:`DataError` if the sample cannot be written as it is."""
+        raise NotImplementedError
+
+    def _count(self, sample: T, counts: dict[str, Any]) -> None:
+        """Add the sample to its split's running counts (numbers or 256-bin histograms)."""
+        raise NotImplementedError
+
+    def _summary(self) -> dict[str, Any]:
+        """Counts per split folder (``"."`` for the root) and over the whole dataset."""
+        splits: dict[str, Any] = {}
+        total: dict[str, Any] = {}
+        for key in sorted(self._counts):
+            splits[key] = _jsonable(self._counts[key])
+            for name, value in self._counts[key].items():
+                total[name] = total[name] + value if name in total else value
+        return {"splits": splits, **_jsonable(total)}
+
+    def _clear_previous(self) -> None:
+        (self.root / MANIFEST_NAME).unlink(missing_ok=True)
+        holders = [self.root] + [
+            d for d in self.root.iterdir() if d.is_dir() and (d / self.folders[0]).is_dir()
+        ]
+        for holder in holders:
+            for name in self.folders:
+                if (holder / name).is_dir():
+                    shutil.rmtree(holder / name)
+
+
+class ChangeDatasetWriter(DatasetWriter[ChangeSample]):
+    """Base of the bitemporal writers: checks change values and masks, counts change/classes.
+
+    Counts per split: ``samples``, ``changed_pixels``, ``labelled_pixels`` (not ignore),
+    ``changed_fraction`` and ``t1_class_pixels``/``t2_class_pixels`` (class id → pixels).
+    """
+
+    item_type = ChangeSample
+
+    def _validate(self, sample: ChangeSample, where: str) -> None:
+        ign = self.taxonomy.ignore
+        values = np.unique(sample.change_mask)
+        bad = [int(v) for v in values if v not in (0, 1, ign)]
+        if bad:
+            raise DataError(
+                f"{where}: change mask holds values {bad}; it must hold 0 "
+                f"(unchanged), 1 (changed) or {ign} (ignore)"
+            )
+        for mask, what in ((sample.t1_mask, "t1 mask"), (sample.t2_mask, "t2 mask")):
+            if mask is not None:
+                self.taxonomy.validate(mask, f"{where} ({what})")
+
+    def _count(self, sample: ChangeSample, counts: dict[str, Any]) -> None:
+        change = sample.change_mask
+        counts["samples"] = counts.get("samples", 0) + 1
+        counts["changed_pixels"] = counts.get("changed_pixels", 0) + int((change == 1).sum())
+        labelled = int((change != self.taxonomy.ignore).sum())
+        counts["labelled_pixels"] = counts.get("labelled_pixels", 0) + labelled
+        for mask, key in ((sample.t1_mask, "t1_class_pixels"), (sample.t2_mask, "t2_class_pixels")):
+            if mask is not None:
+                hist = np.bincount(mask.ravel(), minlength=256)
+                counts[key] = counts.get(key, np.zeros(256, np.int64)) + hist
+
+
+def _jsonable(counts: dict[str, Any]) -> dict[str, Any]:
+    """Histograms become ``{class id: pixels}`` (non-zero ids); derived fractions are added."""
+    out: dict[str, Any] = {}
+    for key, value in counts.items():
+        if isinstance(value, np.ndarray):
+            out[key] = {str(i): int(v) for i, v in enumerate(value) if v}
+        else:
+            out[key] = value
+    if "labelled_pixels" in out:
+        out["changed_fraction"] = out["changed_pixels"] / max(out["labelled_pixels"], 1)
+    return out
