@@ -33,9 +33,6 @@ READERS: dict[str, tuple[str, str]] = {
     "folder": ("changen.data.readers.folder", "FolderReader"),
 }
 
-# Formats that share another's layout and are only chosen by name, never detected.
-_NOT_DETECTED = {"whucd"}
-
 
 def reader_class(format: str) -> type[Reader[Any]]:
     """The reader class of a format name."""
@@ -56,7 +53,7 @@ def detect_format(path: str | Path) -> str:
     if root.is_dir() and not any(p for p in root.iterdir() if not p.name.startswith(".")):
         raise DataError(f"{root}: the folder is empty; point at a dataset folder")
     for fmt in READERS:
-        if fmt not in _NOT_DETECTED and reader_class(fmt).detect(root):
+        if reader_class(fmt).detect(root):
             return fmt
     raise FormatError(
         f"{root}: could not recognise the dataset layout; pass --format with one of: "

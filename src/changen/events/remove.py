@@ -1,0 +1,176 @@
+"""Remove events: chosen objects disappear (demolished buildings, cleared fields).
+
+The removed pixels become the background id (``fill="background"``, as Changen), or the class
+that surrounds the object (``fill="surrounding"``, ChangeAnywhere's disappearance rule): the
+most frequent class in a ring of ``ring`` pixels around the object, not counting ignore pixels
+or the object's own class, with the background id when the ring holds nothing else. Filled
+pixels join the instance that holds most of that class in the ring, so a cleared house plot
+becomes part of the neighbouring field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from changen.errors import ConfigError
+from changen.events.objects import ObjectTable, State, check_count, choose
+from changen.events.records import EventRecord
+
+Fill = Literal["background", "surrounding"]
+
+
+@dataclass(frozen=True)
+class RemoveConfig:
+    """Remove event: ``count`` objects (inclusive range; or each eligible object with
+    probability ``rate``) of ``classes`` (all foreground when None) with at least ``min_area``
+    pixels are removed and filled per ``fill`` (see the module); ``ring`` is the width in pixels
+    of the neighbourhood that decides the surrounding class."""
+
+    count: tuple[int, int] = (1, 5)
+    rate: float | None = None
+    classes: tuple[int, ...] | None = None
+    fill: Fill = "background"
+    ring: int = 5
+    min_area: int = 64
+
+    def __post_init__(self) -> None:
+        check_count("remove", self.count, self.rate)
+        if self.fill not in ("background", "surrounding"):
+            raise ConfigError(f"remove fill must be background or surrounding, got {self.fill!r}")
+        if self.ring < 1 or self.min_area < 0:
+            raise ConfigError("remove ring must be >= 1 and min_area >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "count": list(self.count),
+            "rate": self.rate,
+            "classes": None if self.classes is None else list(self.classes),
+            "fill": self.fill,
+            "ring": self.ring,
+            "min_area": self.min_area,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RemoveConfig:
+        classes = d.get("classes")
+        count = d.get("count", (1, 5))
+        return cls(
+            count=(int(count[0]), int(count[1])),
+            rate=None if d.get("rate") is None else float(d["rate"]),
+            classes=None if classes is None else tuple(int(c) for c in classes),
+            fill=d.get("fill", "background"),
+            ring=int(d.get("ring", 5)),
+            min_area=int(d.get("min_area", 64)),
+        )
+
+
+def surrounding_class(
+    mask: np.ndarray,
+    bbox: tuple[int, int, int, int],
+    footprint: np.ndarray,
+    *,
+    ring: int,
+    exclude: tuple[int, ...],
+    background: int,
+) -> tuple[int, tuple[int, int, int, int], np.ndarray]:
+    """Majority class in a ``ring``-pixel band around a footprint, ignoring ``exclude`` ids
+    (``background`` when the band holds nothing else). Also returns the padded window and the
+    band (bool, window-sized) so callers can look at the band's instances."""
+    big_h, big_w = mask.shape
+    y0, x0, y1, x1 = bbox
+    wy0, wx0 = max(y0 - ring, 0), max(x0 - ring, 0)
+    wy1, wx1 = min(y1 + ring, big_h), min(x1 + ring, big_w)
+    pad = np.zeros((wy1 - wy0, wx1 - wx0), np.uint8)
+    pad[y0 - wy0 : y1 - wy0, x0 - wx0 : x1 - wx0] = footprint
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1, 2 * ring + 1))
+    band = cv2.dilate(pad, kernel).view(bool) & ~pad.view(bool)
+    votes = np.bincount(mask[wy0:wy1, wx0:wx1][band], minlength=256)
+    votes[list(exclude)] = 0
+    cls = int(np.argmax(votes)) if votes.any() else background
+    return cls, (wy0, wx0, wy1, wx1), band
+
+
+def remove_objects(
+    state: State,
+    config: RemoveConfig,
+    rng: np.random.Generator,
+    *,
+    background: int = 0,
+    ignore: int = 255,
+    step: int = 0,
+    below_id: int | None = None,
+) -> tuple[State, list[EventRecord]]:
+    """Remove chosen objects; returns the new state and one record per removed object. No
+    eligible object: the input is returned unchanged with an empty log. ``below_id`` restricts the
+    eligible objects to ids below it (the process uses it to spare objects born in the same
+    step)."""
+    table = state.objects()
+    cand = table.eligible(
+        min_area=config.min_area,
+        classes=config.classes,
+        exclude=(background, ignore),
+        below_id=below_id,
+    )
+    picked = choose(cand.size, config.count, config.rate, rng, replace=False)
+    if picked.size == 0:
+        return state, []
+    mask = state.mask.copy()
+    inst = state.instances.copy()
+    rows = table.rows.copy()
+    removed: list[int] = []
+    records: list[EventRecord] = []
+    for p in picked:
+        i = int(cand[p])
+        obj_id, cls, y0, x0, y1, x1, area = (int(v) for v in rows[i])
+        fp = inst[y0:y1, x0:x1] == obj_id
+        fill, fill_id = background, 0
+        if config.fill == "surrounding":
+            fill, win, band = surrounding_class(
+                mask,
+                (y0, x0, y1, x1),
+                fp,
+                ring=config.ring,
+                exclude=(ignore, cls),
+                background=background,
+            )
+            if fill != background:
+                fill_id = _majority_instance(mask, inst, win, band, fill)
+        mask[y0:y1, x0:x1][fp] = fill
+        inst[y0:y1, x0:x1][fp] = fill_id
+        removed.append(i)
+        if fill_id:
+            j = int(np.searchsorted(rows[:, 0], fill_id))
+            if j < len(rows) and rows[j, 0] == fill_id:
+                rows[j, 2:4] = np.minimum(rows[j, 2:4], (y0, x0))
+                rows[j, 4:6] = np.maximum(rows[j, 4:6], (y1, x1))
+                rows[j, 6] += area
+        records.append(
+            EventRecord(
+                step=step,
+                event="remove",
+                source_id=obj_id,
+                new_id=fill_id,
+                class_before=cls,
+                class_after=fill,
+                area=area,
+            )
+        )
+    return State(mask, inst, state.next_id, ObjectTable(np.delete(rows, removed, axis=0))), records
+
+
+def _majority_instance(
+    mask: np.ndarray,
+    inst: np.ndarray,
+    win: tuple[int, int, int, int],
+    band: np.ndarray,
+    cls: int,
+) -> int:
+    wy0, wx0, wy1, wx1 = win
+    sel = band & (mask[wy0:wy1, wx0:wx1] == cls)
+    ids, counts = np.unique(inst[wy0:wy1, wx0:wx1][sel], return_counts=True)
+    return int(ids[np.argmax(counts)]) if ids.size else 0
