@@ -1,47 +1,23 @@
 """``changen simulate``: run the change-event process over a single-temporal dataset.
 
-For every item ``<name>`` of SOURCE it writes, under OUT::
-
-    masks/<name>_t<k>.png                    class-id masks, k = 0..T (t0 is the source mask)
-    change/<name>_t<i>_t<j>.png              binary change of consecutive steps, 0/255
-    semantic_change/<name>_t<i>_t<j>.png     from-to map, 16-bit: from * N + to (0 = unchanged,
-                                             65535 = ignore; N = semantic_change_base below)
-    contours/<name>_t<k>.png                 unlabeled mode only: instance contours, 0/255
-    preview/<name>.png                       masks over time with events outlined, change maps
-    events.jsonl                             one event record per line, with its item name
-    process.json                             the ChangeProcess (reusable with --config)
-    manifest.json                            taxonomy, semantic_change_base, seed, source,
-                                             counts of the run
-
-Ignore pixels of the source (its taxonomy's ignore id) are never edited and are 0 in the change
-maps; the masks keep the ignore id so consumers can exclude them. Item ``i`` of the dataset
-draws from ``SeedSequence([seed, i])``, so any item is reproducible on its own. Every file is
-written atomically.
+A thin layer over :func:`changen.events.dataset.simulate_dataset` (which documents the output
+layout): it turns the event flags (or a ``--config`` JSON) into a :class:`ChangeProcess`.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import typer
 
-from changen.data.atomic import write_text_atomic
-from changen.data.imageio import write_image
-from changen.errors import ConfigError, DataError, OutputExistsError
-from changen.sample import Scene, Taxonomy
+from changen.data.output import check_output_dir
+from changen.errors import ConfigError
+from changen.sample import Taxonomy
 
 if TYPE_CHECKING:
-    from changen.data.readers.base import Reader
-    from changen.events import ChangeChain, ChangeProcess, TransitionKernel
-
-UNLABELED_MODES = ("none", "instances", "slic", "felzenszwalb")
-PREVIEW_CELL = 256
-PROPOSAL_MAX_FRACTION = 16
-"""Proposed regions larger than 1/16 of the image (fields, water) stay background: free space."""
+    from changen.events import ChangeProcess, TransitionKernel
 
 
 def parse_range(text: str, option: str, kind: type[int] | type[float]) -> tuple[Any, Any]:
@@ -63,21 +39,6 @@ def parse_range(text: str, option: str, kind: type[int] | type[float]) -> tuple[
     if lo > hi or lo < 0:
         raise ConfigError(f"{option} {text!r}: need 0 <= LO <= HI")
     return lo, hi
-
-
-def semantic_change_base(taxonomy: Taxonomy) -> int:
-    """N of the from-to codes ``from * N + to``: the largest non-ignore class id plus one."""
-    return max(i for i in taxonomy.ids if i != taxonomy.ignore) + 1
-
-
-def check_output(out: Path, overwrite: bool) -> None:
-    """Refuse a non-empty output folder unless overwriting is allowed."""
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"{out}: exists and is not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError(
-            f"{out}: the folder is not empty; choose an empty --out or pass --overwrite"
-        )
 
 
 def load_kernel(path: Path) -> TransitionKernel:
@@ -171,196 +132,6 @@ def build_process(
     )
 
 
-def proposal_min_area(process: ChangeProcess) -> int:
-    """The smallest ``min_area`` of the process's events (regions below it are dropped)."""
-    return min(int(getattr(e.config, "min_area", 0)) for e in process.events)
-
-
-def scene_layers(
-    scene: Scene, mode: str, taxonomy: Taxonomy, min_area: int
-) -> tuple[np.ndarray, np.ndarray | None, Taxonomy]:
-    """The mask, instance map and taxonomy the events run on, by ``--unlabeled`` mode."""
-    from changen.events.unlabeled import (
-        OBJECT_TAXONOMY,
-        agnostic_mask,
-        prepare_instances,
-        propose_instances,
-    )
-
-    where = scene.source or scene.name
-    if mode == "none":
-        if scene.mask is None:
-            raise DataError(
-                f"{where}: has no mask; pass --unlabeled instances (to use its "
-                f"instance map) or --unlabeled slic (to segment the image)"
-            )
-        return scene.mask, scene.instances, taxonomy
-    if mode == "instances":
-        if scene.instances is None:
-            raise DataError(
-                f"{where}: has no instance map; pass --unlabeled slic (or "
-                f"felzenszwalb) to segment the image into regions"
-            )
-        instances = prepare_instances(scene.instances, min_area=min_area)
-    else:
-        h, w = scene.shape
-        instances = propose_instances(
-            scene.image,
-            mode,  # type: ignore[arg-type]
-            min_area=min_area,
-            max_area=h * w // PROPOSAL_MAX_FRACTION,
-        )
-    return agnostic_mask(instances), instances, OBJECT_TAXONOMY
-
-
-def event_regions(chain: ChangeChain, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bool maps of the pixels created, removed and reclassed between steps ``k-1`` and ``k``."""
-    before, after = chain.instances[k - 1], chain.instances[k]
-    ids: dict[str, list[int]] = {"create": [], "remove": [], "reclass": []}
-    for record in chain.records(k - 1, k):
-        ids[record.event].append(record.source_id if record.event == "remove" else record.new_id)
-    return (
-        np.isin(after, ids["create"]) & (after > 0),
-        np.isin(before, ids["remove"]) & (before > 0),
-        np.isin(after, ids["reclass"]) & (after > 0),
-    )
-
-
-def preview(
-    scene: Scene, chain: ChangeChain, taxonomy: Taxonomy, contours: list[np.ndarray] | None
-) -> np.ndarray:
-    """Masks over time (events outlined, legend at t1), the image and the change maps."""
-    import cv2
-
-    from changen.viz import make_grid, overlay_events
-
-    h, w = chain.masks.shape[1:]
-    f = PREVIEW_CELL / max(h, w)
-    size = (max(1, round(w * f)), max(1, round(h * f)))
-
-    def small(a: np.ndarray) -> np.ndarray:
-        return cv2.resize(a.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
-
-    steps = chain.masks.shape[0]
-    masks: list[np.ndarray | None] = [taxonomy.colorize(small(chain.masks[0]))]
-    changes: list[np.ndarray | None] = [scene.image]
-    for k in range(1, steps):
-        created, removed, reclassed = (small(r) > 0 for r in event_regions(chain, k))
-        masks.append(
-            overlay_events(
-                taxonomy.colorize(small(chain.masks[k])),
-                created,
-                removed,
-                reclassed,
-                thickness=2,
-                legend=k == 1,
-            )
-        )
-        changes.append(chain.change(k - 1, k) == 1)
-    rows = [masks, changes]
-    labels = ["masks", "image | change"]
-    if contours is not None:
-        rows.append([c.astype(bool) for c in contours])
-        labels.append("contours")
-    titles = [f"t{k}" for k in range(steps)]
-    return make_grid(rows, titles=titles, row_labels=labels, cell=PREVIEW_CELL)
-
-
-def simulate_item(
-    scene: Scene,
-    index: int,
-    process: ChangeProcess,
-    seed: int,
-    mode: str,
-    taxonomy: Taxonomy,
-    out: Path,
-    *,
-    write_preview: bool,
-) -> list[dict[str, Any]]:
-    """Simulate one scene, write its masks, change maps and preview; return its event records."""
-    from changen.events import simulate as simulate_chain
-    from changen.events.unlabeled import contour_map
-    from changen.viz import save_png
-
-    mask, instances, tax = scene_layers(scene, mode, taxonomy, proposal_min_area(process))
-    rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
-    chain = simulate_chain(mask, process, rng, instances=instances, taxonomy=tax)
-    name = scene.name or f"{index:06d}"
-    steps = chain.masks.shape[0]
-    for k in range(steps):
-        write_image(out / "masks" / f"{name}_t{k}.png", chain.masks[k])
-    for k in range(1, steps):
-        pair = f"{name}_t{k - 1}_t{k}.png"
-        change = (chain.change(k - 1, k) == 1).astype(np.uint8) * np.uint8(255)
-        write_image(out / "change" / pair, change)
-        write_image(
-            out / "semantic_change" / pair, chain.semantic_change(k - 1, k).astype(np.uint16)
-        )
-    contours = None
-    if mode != "none":
-        contours = [contour_map(chain.instances[k]) for k in range(steps)]
-        for k, c in enumerate(contours):
-            write_image(out / "contours" / f"{name}_t{k}.png", c * np.uint8(255))
-    if write_preview:
-        save_png(out / "preview" / f"{name}.png", preview(scene, chain, tax, contours))
-    return [{"item": name, **r.to_dict()} for r in chain.log]
-
-
-def run(
-    reader: Reader[Any],
-    process: ChangeProcess,
-    out: Path,
-    *,
-    seed: int,
-    mode: str,
-    limit: int | None,
-    write_preview: bool,
-    source: Path,
-) -> Counter[str]:
-    """Simulate the first ``limit`` items of ``reader`` into ``out``; return event counts."""
-    from rich.progress import Progress
-
-    from changen.events.unlabeled import OBJECT_TAXONOMY
-
-    n = len(reader) if limit is None else min(limit, len(reader))
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "process.json", json.dumps(process.to_dict(), indent=2) + "\n")
-    lines: list[str] = []
-    counts: Counter[str] = Counter()
-    with Progress(transient=True) as progress:
-        task = progress.add_task("simulating", total=n)
-        for i in range(n):
-            scene = reader[i]
-            records = simulate_item(
-                scene,
-                i,
-                process,
-                seed,
-                mode,
-                scene.taxonomy or reader.taxonomy,
-                out,
-                write_preview=write_preview,
-            )
-            lines.extend(json.dumps(r) for r in records)
-            counts.update(r["event"] for r in records)
-            progress.advance(task)
-    write_text_atomic(out / "events.jsonl", "".join(f"{line}\n" for line in lines))
-    taxonomy = reader.taxonomy if mode == "none" else OBJECT_TAXONOMY
-    manifest = {
-        "kind": "simulated_masks",
-        "source": str(source),
-        "seed": seed,
-        "items": n,
-        "steps": process.steps,
-        "unlabeled": mode,
-        "taxonomy": taxonomy.to_dict(),
-        "semantic_change_base": semantic_change_base(taxonomy),
-        "events": dict(counts),
-    }
-    write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-    return counts
-
-
 def simulate(
     source: Path = typer.Argument(..., help="Single-temporal dataset (format detected)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (empty, or --overwrite)."),
@@ -418,10 +189,11 @@ def simulate(
 ) -> None:
     """Simulate change events over time: masks at t0..tT, change labels, event log, previews."""
     from changen.data.readers import open_dataset
+    from changen.events.dataset import UNLABELED_MODES, simulate_dataset
 
     if unlabeled not in UNLABELED_MODES:
         raise ConfigError(f"--unlabeled {unlabeled!r}: choose one of {', '.join(UNLABELED_MODES)}")
-    check_output(out, overwrite)
+    check_output_dir(out, overwrite)
     reader = open_dataset(source, format=format, taxonomy=taxonomy)
     process = build_process(
         config,
@@ -436,15 +208,14 @@ def simulate(
         kernel=kernel,
         unlabeled=unlabeled != "none",
     )
-    counts = run(
+    counts = simulate_dataset(
         reader,
         process,
         out,
         seed=seed,
-        mode=unlabeled,
+        mode=unlabeled,  # type: ignore[arg-type]
         limit=limit,
         write_preview=write_preview,
-        source=source,
     )
     n = len(reader) if limit is None else min(limit, len(reader))
     summary = ", ".join(f"{counts[k]} {k}" for k in ("create", "remove", "reclass"))

@@ -21,7 +21,8 @@ import numpy as np
 from changen import __version__
 from changen.data.atomic import write_text_atomic
 from changen.data.imageio import write_image
-from changen.errors import ConfigError, DataError, OutputExistsError
+from changen.data.output import check_output_dir
+from changen.errors import ConfigError, DataError
 from changen.sample import ChangeSample, GeoRef, Scene, Taxonomy
 
 MANIFEST_NAME = "manifest.json"
@@ -76,14 +77,7 @@ class DatasetWriter(Generic[T]):
                 f"provenance must be JSON-serialisable ({e}); pass plain "
                 f"strings, numbers, lists and dicts"
             ) from None
-        if self.root.exists() and not self.root.is_dir():
-            raise OutputExistsError(f"{self.root}: exists and is not a folder; choose a folder")
-        if self.root.is_dir() and any(self.root.iterdir()):
-            if not overwrite:
-                raise OutputExistsError(
-                    f"{self.root}: output folder is not empty; choose a new or empty folder, "
-                    f"or pass overwrite=True (--overwrite) to replace the dataset there"
-                )
+        if check_output_dir(self.root, overwrite):
             self._clear_previous()
         self.manifest: dict[str, Any] | None = None
         self._names: dict[str, set[str]] = {}
