@@ -1,0 +1,1 @@
+"""Semantic change synthesis: post-event images from the pre-event image and both masks."""

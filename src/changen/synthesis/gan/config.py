@@ -1,0 +1,216 @@
+"""Frozen, JSON-round-trippable configurations of the Changen GAN and its presets.
+
+Widths follow the Changen paper: the pre-event image encoder is a ResNet-18 U-Net whose
+features ``f_t,i`` (i = 0..5) have ``512 / 2**i`` channels at ``h / 2**(5 - i)``; the decoder's
+post-event features ``f_t+1,i`` have the same widths so that the masked transition layer can mix
+them. The discriminator widths are those of OASIS. Presets are a plain dict; ``preset`` sets the
+class count of a dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from changen.errors import ConfigError
+
+NORMS = ("group", "batch")
+_T = TypeVar("_T")
+
+
+def _positive(name: str, values: tuple[int, ...], length: int) -> None:
+    if len(values) != length or any(int(v) < 1 for v in values):
+        raise ConfigError(
+            f"{name}={values!r} must be {length} positive channel counts; fix the config"
+        )
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Changen generator: ResNet-18 U-Net encoder, masked transitions, SPADE-style decoder.
+
+    ``use_encoder=False`` drops the encoder and transitions, leaving a P(I_t+1 | S_t+1) decoder
+    (the OASIS+GPCM / SPADE+GPCM baselines). ``masking`` / ``destyling`` switch the two parts of
+    the masked transition layer (the paper's ablations). ``norm`` is the parameter-free norm
+    inside the spatially-adaptive normalisation ("group" as Changen, "batch" as SPADE/OASIS).
+    ``foreground_classes`` are the pre-event classes whose features are masked (``None``: every
+    class but 0). ``ignore_index`` pixels are treated as background (class 0) for conditioning.
+    """
+
+    num_classes: int = 2
+    use_encoder: bool = True
+    masking: bool = True
+    destyling: bool = True
+    resnet_channels: tuple[int, ...] = (64, 128, 256, 512)
+    feature_channels: tuple[int, ...] = (512, 256, 128, 64, 32, 16)
+    z_dim: int = 64
+    norm: str = "group"
+    norm_groups: int = 32
+    norm_hidden: int = 128
+    foreground_classes: tuple[int, ...] | None = None
+    ignore_index: int = 255
+
+    def __post_init__(self) -> None:
+        if self.num_classes < 1:
+            raise ConfigError(f"num_classes={self.num_classes} must be at least 1")
+        _positive("resnet_channels", self.resnet_channels, 4)
+        _positive("feature_channels", self.feature_channels, 6)
+        if self.use_encoder and self.feature_channels[0] != self.resnet_channels[3]:
+            raise ConfigError(
+                f"feature_channels[0]={self.feature_channels[0]} must equal the last ResNet "
+                f"width resnet_channels[3]={self.resnet_channels[3]} (f_t,0 is that stage)"
+            )
+        if self.z_dim < 0:
+            raise ConfigError(f"z_dim={self.z_dim} must be >= 0 (0 disables the noise input)")
+        if self.norm not in NORMS:
+            raise ConfigError(f"norm={self.norm!r} is unknown; use one of {NORMS}")
+        if self.norm_groups < 1 or self.norm_hidden < 1:
+            raise ConfigError("norm_groups and norm_hidden must be positive")
+        if 0 <= self.ignore_index < self.num_classes:
+            raise ConfigError(
+                f"ignore_index={self.ignore_index} collides with a class id "
+                f"(num_classes={self.num_classes}); pick an id outside 0..{self.num_classes - 1}"
+            )
+        bad = [c for c in self.foreground_classes or () if not 0 <= c < self.num_classes]
+        if bad:
+            raise ConfigError(
+                f"foreground_classes {bad} are outside 0..{self.num_classes - 1}; fix the config"
+            )
+
+    @property
+    def foreground(self) -> tuple[int, ...]:
+        """Pre-event class ids masked by the transition layers."""
+        if self.foreground_classes is not None:
+            return self.foreground_classes
+        return tuple(range(1, self.num_classes))
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """OASIS-style U-Net segmentation discriminator with N + 1 output channels.
+
+    ``channels`` are the widths of the downsampling residual blocks (one per factor of 2);
+    ``head_channels`` is the width of the last, full-resolution block before the 1×1 classifier.
+    """
+
+    num_classes: int = 2
+    channels: tuple[int, ...] = (128, 128, 256, 256, 512, 512)
+    head_channels: int = 64
+
+    def __post_init__(self) -> None:
+        if self.num_classes < 1:
+            raise ConfigError(f"num_classes={self.num_classes} must be at least 1")
+        if len(self.channels) < 2:
+            raise ConfigError(f"channels={self.channels!r} needs at least 2 levels")
+        _positive("channels", self.channels, len(self.channels))
+        if self.head_channels < 1:
+            raise ConfigError(f"head_channels={self.head_channels} must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DiscriminatorConfig:
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    """A generator and a discriminator that agree on the class count."""
+
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+
+    def __post_init__(self) -> None:
+        if self.generator.num_classes != self.discriminator.num_classes:
+            raise ConfigError(
+                f"generator has {self.generator.num_classes} classes but discriminator has "
+                f"{self.discriminator.num_classes}; give both the dataset's class count"
+            )
+
+    @property
+    def num_classes(self) -> int:
+        return self.generator.num_classes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "generator": self.generator.to_dict(),
+            "discriminator": self.discriminator.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GanConfig:
+        unknown = set(data) - {"generator", "discriminator"}
+        if unknown:
+            raise ConfigError(f"unknown GAN config keys {sorted(unknown)}; remove them")
+        return cls(
+            generator=GeneratorConfig.from_dict(data.get("generator", {})),
+            discriminator=DiscriminatorConfig.from_dict(data.get("discriminator", {})),
+        )
+
+
+def _to_dict(config: Any) -> dict[str, Any]:
+    """Plain JSON-ready dict: tuples become lists."""
+    return {
+        k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
+    }
+
+
+def _from_dict(cls: type[_T], data: dict[str, Any]) -> _T:
+    """Inverse of ``_to_dict``; unknown keys are an error, lists become tuples."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} keys {sorted(unknown)}; remove them")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+_TINY_G = GeneratorConfig(
+    resnet_channels=(8, 8, 16, 16),
+    feature_channels=(16, 16, 8, 8, 8, 8),
+    z_dim=4,
+    norm_groups=4,
+    norm_hidden=8,
+)
+_TINY_D = DiscriminatorConfig(channels=(8, 8, 16, 16, 16), head_channels=8)
+
+PRESETS: dict[str, GanConfig] = {
+    "changen": GanConfig(),
+    "changen_no_destyle": GanConfig(generator=GeneratorConfig(destyling=False)),
+    "changen_no_mask_destyle": GanConfig(generator=GeneratorConfig(masking=False, destyling=False)),
+    "oasis_gpcm": GanConfig(
+        generator=GeneratorConfig(use_encoder=False, masking=False, destyling=False, norm="batch")
+    ),
+    "spade_gpcm": GanConfig(
+        generator=GeneratorConfig(
+            use_encoder=False, masking=False, destyling=False, norm="batch", z_dim=0
+        )
+    ),
+    "tiny": GanConfig(generator=_TINY_G, discriminator=_TINY_D),
+}
+"""Paper configuration, its two ablations, the two baselines (OASIS with 3D noise, SPADE
+without noise, both with batch-norm SPADE and no pre-event image), and test widths."""
+
+
+def preset(
+    name: str, num_classes: int | None = None, foreground_classes: tuple[int, ...] | None = None
+) -> GanConfig:
+    """The preset ``name`` with the dataset's class count (and optional foreground ids)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown GAN preset {name!r}; choose one of {sorted(PRESETS)}")
+    config = PRESETS[name]
+    n = config.num_classes if num_classes is None else num_classes
+    return GanConfig(
+        generator=dataclasses.replace(
+            config.generator, num_classes=n, foreground_classes=foreground_classes
+        ),
+        discriminator=dataclasses.replace(config.discriminator, num_classes=n),
+    )

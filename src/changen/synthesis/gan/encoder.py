@@ -1,0 +1,101 @@
+"""Pre-event image encoder: a U-Net on a ResNet-18 (timm), spectral norm on every conv.
+
+It returns the paper's multi-scale features ``f_t,i`` for i = 0..5: ``f_t,0`` is the last ResNet
+stage (h/32), and each U-Net decoder step doubles the resolution up to ``f_t,5`` at full size.
+Skips: layer3 (h/16), layer2 (h/8), layer1 (h/4) and the stem (h/2); the last step has none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from timm.models.resnet import BasicBlock, ResNet
+from torch import Tensor, nn
+
+from changen.errors import ConfigError
+from changen.synthesis.gan.layers import add_spectral_norm, spectral_conv
+
+
+class _UpBlock(nn.Module):
+    """×2 nearest upsampling, concatenation with the skip, two conv-BN-ReLU."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            spectral_conv(in_channels + skip_channels, out_channels, 3, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            spectral_conv(out_channels, out_channels, 3, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: Tensor, skip: Tensor | None) -> Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        if skip is not None:
+            x = torch.cat([x, skip], dim=1)
+        return self.body(x)
+
+
+def load_resnet_weights(backbone: ResNet, path: str | Path) -> None:
+    """Load a local ResNet-18 state dict (torchvision or timm keys; .safetensors or torch file).
+
+    The classifier (``fc.*``) is dropped; anything else that does not fit is an error.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"encoder weights {path} not found; give a local ResNet-18 weight file")
+    if path.suffix == ".safetensors":
+        state = load_file(path)
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    try:
+        backbone.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise ConfigError(
+            f"encoder weights {path} do not fit ResNet-18 at these widths ({first}); "
+            "use paper widths or drop the weight file"
+        ) from err
+
+
+class UNetEncoder(nn.Module):
+    """ResNet-18 U-Net; ``forward`` returns ``[f_t,0, ..., f_t,5]`` (coarse to fine).
+
+    ``resnet_channels`` are the widths of the four ResNet stages; timm keeps the 7×7 stem at 64
+    channels whatever they are.
+    """
+
+    def __init__(
+        self,
+        resnet_channels: tuple[int, ...],
+        feature_channels: tuple[int, ...],
+        weights: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        c = tuple(resnet_channels)
+        self.backbone = ResNet(
+            BasicBlock, (2, 2, 2, 2), num_classes=0, channels=c, zero_init_last=False
+        )
+        if weights is not None:
+            load_resnet_weights(self.backbone, weights)
+        add_spectral_norm(self.backbone)
+        f = feature_channels
+        stem, layer1, layer2, layer3 = (i["num_chs"] for i in self.backbone.feature_info[:4])
+        skips = (layer3, layer2, layer1, stem, 0)
+        self.up = nn.ModuleList(_UpBlock(f[i], skips[i], f[i + 1]) for i in range(5))
+
+    def forward(self, image: Tensor) -> list[Tensor]:
+        b = self.backbone
+        stem = b.act1(b.bn1(b.conv1(image)))
+        x1 = b.layer1(b.maxpool(stem))
+        x2 = b.layer2(x1)
+        x3 = b.layer3(x2)
+        features = [b.layer4(x3)]
+        for block, skip in zip(self.up, (x3, x2, x1, stem, None), strict=True):
+            features.append(block(features[-1], skip))
+        return features
