@@ -1,0 +1,74 @@
+"""Change detectors: ChangeStar (FarSeg + ChangeMixin) and the Daudt et al. baselines.
+
+Every detector maps two float (B, 3, H, W) tensors (H, W divisible by 32) to a
+:class:`ChangeOutput` of logits. ``MODELS`` is a plain dict of builders; ``build_detector``
+looks one up by name and passes the keyword arguments on. A model's ``config`` holds the
+arguments that rebuild it: ``build_detector(name, **model.config)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from changen.detectors.backbones import BACKBONES, build_backbone
+from changen.detectors.changemixin import ChangeMixin, ChangeOutput
+from changen.detectors.changestar import ChangeStar
+from changen.detectors.official import load_official_changestar
+from changen.detectors.siamese import FCNet, UNetEF
+from changen.errors import ConfigError
+
+
+def _changestar_1x96(backbone: str = "resnet18", **kw: Any) -> ChangeStar:
+    return ChangeStar(backbone, **{"mixin_layers": 1, "mixin_channels": 96, **kw})
+
+
+def _changestar_4x16(backbone: str = "resnet18", **kw: Any) -> ChangeStar:
+    return ChangeStar(backbone, **{"mixin_layers": 4, "mixin_channels": 16, **kw})
+
+
+def _fc(fusion: str) -> Callable[..., FCNet]:
+    def build(backbone: str | None = None, **kw: Any) -> FCNet:
+        if backbone is not None:
+            raise ConfigError(f"FC-{fusion} has its own encoder; do not pass backbone={backbone!r}")
+        return FCNet(fusion, **kw)  # type: ignore[arg-type]
+
+    return build
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "changestar_1x96": _changestar_1x96,
+    "changestar_4x16": _changestar_4x16,
+    "fc_ef": _fc("early"),
+    "fc_siam_conc": _fc("conc"),
+    "fc_siam_diff": _fc("diff"),
+    "unet_ef": lambda backbone="resnet18", **kw: UNetEF(backbone, **kw),
+}
+
+
+def build_detector(name: str, backbone: str | None = None, **kw: Any) -> nn.Module:
+    """Build detector ``name`` (a key of ``MODELS``); ``backbone=None`` keeps its default."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown detector {name!r}; choose one of {sorted(MODELS)}")
+    if backbone is not None:
+        kw["backbone"] = backbone
+    try:
+        return MODELS[name](**kw)
+    except TypeError as err:
+        raise ConfigError(f"bad arguments for detector {name!r}: {err}") from err
+
+
+__all__ = [
+    "BACKBONES",
+    "MODELS",
+    "ChangeMixin",
+    "ChangeOutput",
+    "ChangeStar",
+    "FCNet",
+    "UNetEF",
+    "build_backbone",
+    "build_detector",
+    "load_official_changestar",
+]
