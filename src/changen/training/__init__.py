@@ -1,0 +1,1 @@
+"""Training loops (Lightning Fabric) for generators and detectors, and their checkpoints."""
