@@ -33,7 +33,11 @@ def load_synthesizer(spec: str | Path, **options: Any) -> Synthesizer:
             f"unknown synthesizer {str(spec)!r}; choose one of {', '.join(SYNTHESIZERS)} "
             f"or give the folder of a trained checkpoint"
         ) from None
-    return getattr(importlib.import_module(module), name)(**options)
+    cls = getattr(importlib.import_module(module), name)
+    try:
+        return cls(**options)
+    except TypeError as e:
+        raise ConfigError(f"synthesizer {str(spec)!r}: {e}; see help({cls.__name__})") from None
 
 
 __all__ = ["SYNTHESIZERS", "SynthesisBatch", "Synthesizer", "load_synthesizer"]
