@@ -23,8 +23,13 @@ extraction is timed on both):
 ``classes_preserved`` says whether the output still carries the input's class ids (torchange's
 ``add_object`` returns a binary mask).
 
+Both sides run on one core: torchange's numpy/scikit-image code is single-threaded, and OpenCV
+is set to one thread (``--threads``) because its pool only spins a second core on calls this
+small (CPU time up by half, wall time unchanged). Timings are medians of wall and of process CPU
+time; on a shared machine compare the CPU figures and run it more than once.
+
 Run: ``.venv/bin/python benchmarks/events.py [--reps 20] [--size 1024] [--objects 300]
-[--masks 3] [--seed 0] [--out result.json]``; prints one JSON object.
+[--masks 3] [--seed 0] [--threads 1] [--out result.json]``; prints one JSON object.
 """
 
 from __future__ import annotations
@@ -199,6 +204,7 @@ def run(size: int, n_objects: int, n_masks: int, reps: int, seed: int) -> dict[s
             "seed": seed,
             "count": list(COUNT),
             "cpus": os.cpu_count(),
+            "opencv_threads": cv2.getNumThreads(),
             "numpy": np.__version__,
             "opencv": cv2.__version__,
         },
@@ -213,8 +219,15 @@ def main() -> None:
     parser.add_argument("--masks", type=int, default=3)
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="OpenCV threads (default 1: single-threaded like torchange's numpy/scikit-image)",
+    )
     parser.add_argument("--out", type=Path, help="also write the JSON to this file")
     args = parser.parse_args()
+    cv2.setNumThreads(args.threads)
     text = json.dumps(run(args.size, args.objects, args.masks, args.reps, args.seed), indent=2)
     print(text)
     if args.out is not None:

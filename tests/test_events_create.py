@@ -164,14 +164,16 @@ def test_margin_keeps_distance() -> None:
         assert gap.min() > 3
 
 
-def test_placement_is_uniform_over_fitting_positions() -> None:
-    """A 3x3 square in a 7x7 free window has 25 positions; each should be drawn."""
+@pytest.mark.parametrize("max_tries", [50, 1])
+def test_placement_is_uniform_over_fitting_positions(max_tries: int) -> None:
+    """A 3x3 square in a 7x7 free window has 25 positions; each should be drawn (by rejection,
+    or, with one try, mostly by the fallback over fully free bboxes)."""
     mask = np.full((9, 9), 255, np.uint8)
     mask[1:8, 1:8] = 0
     bank = ShapeBank((np.ones((3, 3), bool),), np.array([1]))
     state = State.from_mask(mask)
     rng = np.random.default_rng(0)
-    cfg = CreateConfig(count=(1, 1), shape_bank=bank, min_area=0)
+    cfg = CreateConfig(count=(1, 1), shape_bank=bank, min_area=0, max_tries=max_tries)
     seen = np.zeros((9, 9), int)
     for _ in range(1000):
         new, (rec,) = create_objects(state, cfg, rng)

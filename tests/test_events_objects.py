@@ -9,7 +9,7 @@ from skimage.measure import label
 
 from changen.errors import DataError
 from changen.events import MaskObject, State, extract_objects
-from changen.events.objects import components
+from changen.events.labelling import component_rows, label_mask
 
 
 def _blobs(rng: np.random.Generator, size: int, n: int, classes: int) -> np.ndarray:
@@ -50,8 +50,8 @@ def test_components_per_class_and_connectivity() -> None:
 @pytest.mark.parametrize("size", [64, 300])
 @pytest.mark.parametrize("connectivity", [4, 8])
 def test_partition_matches_same_value_labelling(size: int, connectivity: int) -> None:
-    """Objects = regions of equal class, exactly as scikit-image labels them (ignore excluded);
-    the 300 px case takes the border-tracer path, the 64 px case OpenCV's statistics."""
+    """Objects = regions of equal class, exactly as scikit-image labels them (ignore excluded):
+    8-connectivity takes the border tracer, 4-connectivity OpenCV's statistics."""
     rng = np.random.default_rng(size + connectivity)
     mask = _blobs(rng, size, 60, classes=4)
     mask[rng.random(mask.shape) < 0.01] = 255
@@ -78,14 +78,34 @@ def test_border_tracer_matches_opencv_statistics() -> None:
     rng = np.random.default_rng(0)
     binary = (rng.random((320, 320)) < 0.45).astype(np.uint8)
     binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
-    labels, rows = components(binary, 8)
+    rows = component_rows(binary, 8)
     n, ref, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     assert len(rows) == n - 1
-    assert np.array_equal(labels, ref)
-    x, y, w, h, area = stats[1:].T
-    assert np.array_equal(rows[:, 2:], np.stack([y, x, y + h, x + w, area], axis=1))
-    seeds = rows[:, 1]
-    assert np.array_equal(labels.ravel()[seeds], rows[:, 0])
+    seeds = rows[:, 0]
+    labels = ref.ravel()[seeds]  # each seed is the first pixel of its own component
+    assert np.array_equal(np.sort(labels), np.arange(1, n))
+    _, first = np.unique(ref.ravel(), return_index=True)
+    assert np.array_equal(seeds, first[labels])
+    x, y, w, h, area = stats[labels].T
+    assert np.array_equal(rows[:, 1:], np.stack([y, x, y + h, x + w, area], axis=1))
+
+
+def test_tracer_holes_and_nested_components_per_class() -> None:
+    """Rings with holes, islands inside holes, classes nested in other classes; apart (one
+    foreground trace) and touching (one trace per class)."""
+    mask = np.zeros((60, 60), np.uint8)
+    mask[5:45, 5:45] = 1
+    mask[10:40, 10:40] = 0  # hole
+    mask[15:35, 15:35] = 2  # another class inside the hole
+    classes, rows = label_mask(mask, 8, 0, 255)
+    assert sorted(zip(classes.tolist(), rows[:, 5].tolist(), strict=True)) == [(1, 700), (2, 400)]
+    mask[20:30, 20:30] = 1  # an island of class 1 inside class 2
+    mask[24:26, 24:26] = 0  # with its own hole
+    mask[50, 50] = 3  # single pixel
+    mask[55, 40:58] = 3  # one-pixel line
+    classes, rows = label_mask(mask, 8, 0, 255)
+    got = sorted(zip(classes.tolist(), rows[:, 5].tolist(), strict=True))
+    assert got == [(1, 96), (1, 40 * 40 - 30 * 30), (2, 400 - 100), (3, 1), (3, 18)]
 
 
 def test_min_area_and_class_filter() -> None:
@@ -177,6 +197,9 @@ def test_bad_inputs_raise_data_errors() -> None:
     with pytest.raises(DataError, match="non-negative"):
         State.from_mask(np.zeros((4, 4), np.uint8), np.full((4, 4), -1, np.int32))
     state = State.from_mask(np.zeros((4, 4), np.uint8) + 1)
-    state.mask[0, 0] = 2
+    with pytest.raises(ValueError, match="read-only"):
+        state.mask[0, 0] = 2  # states do not change; their instances derive from the mask
+    edited = state.mask.copy()
+    edited[0, 0] = 2
     with pytest.raises(DataError, match="classes"):
-        state.check()
+        State(edited, state.instances, state.next_id, state.objects()).check()

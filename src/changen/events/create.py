@@ -28,7 +28,7 @@ import numpy as np
 
 from changen.data.atomic import atomic_path
 from changen.errors import ConfigError, DataError
-from changen.events.objects import ObjectTable, State, check_count, choose, shape_moments
+from changen.events.objects import ObjectTable, State, check_count, choose, read_only, shape_moments
 from changen.events.records import EventRecord
 
 Rotation = Literal["none", "90", "any"]
@@ -256,63 +256,128 @@ def _tight(fp: np.ndarray) -> np.ndarray:
     return fp[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
-def _free_map(state: State, config: CreateConfig, background: int, ignore: int) -> np.ndarray:
-    """Bool map of pixels a copy may cover."""
-    mask = state.mask
+def _free_classes(config: CreateConfig, background: int, ignore: int) -> np.ndarray:
+    """Bool lookup table: which class ids a copy may cover."""
+    lut = np.zeros(256, bool)
     if config.placement == "within":
-        lut = np.zeros(256, np.uint8)
-        lut[[c for c in config.within_classes if c != ignore]] = 1
-        free = cv2.LUT(mask, lut)
+        lut[list(config.within_classes)] = True
     elif config.allow_overlap:
-        free = cv2.compare(mask, ignore, cv2.CMP_NE) // 255
+        lut[:] = True
     else:
-        free = cv2.compare(mask, background, cv2.CMP_EQ) // 255
-    if config.margin:
-        k = 2 * config.margin + 1
-        free = cv2.erode(free, np.ones((k, k), np.uint8), borderType=cv2.BORDER_REPLICATE)
-    return free.view(bool)
+        lut[background] = True
+    lut[ignore] = False
+    return lut
+
+
+def _free_map(mask: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Bool map of the pixels whose class ``free`` (lookup table) allows."""
+    ids = np.flatnonzero(free)
+    if ids.size == 1:
+        return mask == int(ids[0])
+    if ids.size == 255:
+        return mask != int(np.flatnonzero(~free)[0])
+    return cv2.LUT(mask, free.view(np.uint8)).view(bool)
+
+
+class _Room:
+    """Where copies may go, kept up to date as they are placed.
+
+    Usually a pixel is free when its class in the working mask is: placed copies write their
+    class there, which is never a free class, or, with overlap allowed, stays one (any class
+    but ignore) as it should, so no map is needed. An explicit map of the free pixels is kept
+    when a margin must be left around copies (eroded by the margin; placed copies and their
+    margin are removed from it) or when copies placed within classes may overlap each other."""
+
+    def __init__(self, mask: np.ndarray, config: CreateConfig, free: np.ndarray) -> None:
+        self.mask, self.free = mask, free
+        self.margin = config.margin
+        self.occupy_placed = not config.allow_overlap
+        self._none_free: bool | None = None
+        self.map: np.ndarray | None = None
+        if self.margin or (config.allow_overlap and config.placement == "within"):
+            explicit = _free_map(mask, free)
+            if self.margin:
+                k = 2 * self.margin + 1
+                kernel = np.ones((k, k), np.uint8)
+                eroded = cv2.erode(explicit.view(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE)
+                explicit = eroded.view(bool)
+            self.map = explicit
+
+    def free_at(self, flat: np.ndarray) -> np.ndarray:
+        """Whether the pixels at flat indices ``flat`` are free."""
+        if self.map is not None:
+            return self.map.ravel()[flat]
+        return self.free[self.mask.ravel()[flat]]
+
+    def fits(self, fp: np.ndarray, py: int, px: int) -> bool:
+        """Whether footprint ``fp`` at top-left ``(py, px)`` (inside the image) covers only
+        free pixels."""
+        h, w = fp.shape
+        if self.map is not None:
+            return bool(self.map[py : py + h, px : px + w][fp].all())
+        return bool(self.free[self.mask[py : py + h, px : px + w][fp]].all())
+
+    def free_map(self) -> np.ndarray:
+        return self.map if self.map is not None else _free_map(self.mask, self.free)
+
+    def none_free(self) -> bool:
+        """Whether no pixel is free (checked once: placed copies never free a pixel)."""
+        if self._none_free is None:
+            self._none_free = cv2.countNonZero(self.free_map().view(np.uint8)) == 0
+        return self._none_free
+
+    def occupy(self, fp: np.ndarray, py: int, px: int) -> None:
+        """Mark a placed footprint (grown by the margin) as no longer free, in the explicit
+        map; the working mask already says so otherwise."""
+        if self.map is None or not self.occupy_placed:
+            return
+        big_h, big_w = self.map.shape
+        h, w = fp.shape
+        m = self.margin
+        y0, x0 = max(py - m, 0), max(px - m, 0)
+        y1, x1 = min(py + h + m, big_h), min(px + w + m, big_w)
+        pad = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        pad[py - y0 : py - y0 + h, px - x0 : px - x0 + w] = fp
+        grown = cv2.dilate(pad, np.ones((2 * m + 1, 2 * m + 1), np.uint8)).view(bool)
+        self.map[y0:y1, x0:x1][grown] = False
 
 
 def _place(
-    fp: np.ndarray, free: np.ndarray, rng: np.random.Generator, max_tries: int
+    fp: np.ndarray, room: _Room, rng: np.random.Generator, max_tries: int
 ) -> tuple[int, int] | None:
     """Top-left position where ``fp`` covers only free pixels, uniform over such positions
     while rejection succeeds (see the module), else uniform over fully free bboxes."""
-    big_h, big_w = free.shape
+    big_h, big_w = room.mask.shape
     h, w = fp.shape
     if h > big_h or w > big_w or h == 0:
         return None
     first = int(np.argmax(fp.ravel()))
     ay, ax = divmod(first, w)
-    free_flat = free.ravel()
     tries = 0
     for _ in range(4 * max_tries // _BATCH + 1):
-        q = rng.integers(0, free_flat.size, size=_BATCH)
-        for flat in q[free_flat[q]]:
+        q = rng.integers(0, room.mask.size, size=_BATCH)
+        for flat in q[room.free_at(q)]:
             py, px = divmod(int(flat), big_w)
             py -= ay
             px -= ax
-            if (
-                0 <= py <= big_h - h
-                and 0 <= px <= big_w - w
-                and free[py : py + h, px : px + w][fp].all()
-            ):
+            if 0 <= py <= big_h - h and 0 <= px <= big_w - w and room.fits(fp, py, px):
                 return py, px
             tries += 1
             if tries >= max_tries:
-                return _place_bbox(h, w, free, rng)
-    return _place_bbox(h, w, free, rng)
+                return _place_bbox(h, w, room, rng)
+    return _place_bbox(h, w, room, rng)
 
 
-def _place_bbox(
-    h: int, w: int, free: np.ndarray, rng: np.random.Generator
-) -> tuple[int, int] | None:
-    occupied = np.logical_not(free).view(np.uint8)
-    s = cv2.integral(occupied)
+def _place_bbox(h: int, w: int, room: _Room, rng: np.random.Generator) -> tuple[int, int] | None:
+    """Top-left position, uniform among those where the whole ``h`` x ``w`` bbox is free."""
+    if room.none_free():
+        return None
+    free = room.free_map().view(np.uint8)
     big_h, big_w = free.shape
     ny, nx = big_h - h + 1, big_w - w + 1
-    inside = s[h:, w:] - s[:ny, w:] - s[h:, :nx] + s[:ny, :nx]
-    ok = np.flatnonzero(inside == 0)
+    # erosion by an h x w box anchored at its top-left: 1 where the whole bbox there is free
+    fits = cv2.erode(free, np.ones((h, w), np.uint8), anchor=(0, 0), borderValue=0)
+    ok = np.flatnonzero(fits[:ny, :nx])
     if ok.size == 0:
         return None
     return divmod(int(ok[rng.integers(ok.size)]), nx)
@@ -329,8 +394,8 @@ def create_objects(
     below_id: int | None = None,
 ) -> tuple[State, list[EventRecord]]:
     """Paste transformed copies of chosen objects; returns the new state and one record per
-    created object (objects that fit nowhere are skipped). No eligible source or no free pixel:
-    the input is returned unchanged with an empty log. ``below_id`` restricts the
+    created object (objects that fit nowhere are skipped). No eligible source or no room for
+    any copy: the input is returned unchanged with an empty log. ``below_id`` restricts the
     eligible objects to ids below it (the process uses it to spare objects born in the same
     step)."""
     table = state.objects()
@@ -354,11 +419,9 @@ def create_objects(
     picked = choose(cand.size, config.count, config.rate, rng, replace=True)
     if picked.size == 0:
         return state, []
-    free = _free_map(state, config, background, ignore)
-    if not free.any():
-        return state, []
     mask = state.mask.copy()
-    inst = state.instances.copy()
+    room = _Room(mask, config, _free_classes(config, background, ignore))
+    layer = state.layer
     next_id = state.next_id
     new_rows: list[tuple[int, ...]] = []
     touched: set[int] = set()
@@ -369,7 +432,7 @@ def create_objects(
         c = int(cand[p])
         if bank is None:
             src_id, cls, y0, x0 = (int(v) for v in table.rows[c, :4])
-            src_fp = table.footprint(state.instances, c)
+            src_fp = state.footprint(c)
             bank_index = None
         else:
             src_id, cls, y0, x0 = -1, int(bank.classes[c]), 0, 0
@@ -385,15 +448,14 @@ def create_objects(
             angle = 0.0
         moved = scale != 1.0 or angle != 0.0 or flip
         fp = transform_shape(src_fp, scale=scale, angle=angle, flip=flip) if moved else src_fp
-        pos = _place(fp, free, rng, config.max_tries)
+        pos = _place(fp, room, rng, config.max_tries)
         if pos is None:
             continue
         py, px = pos
         h, w = fp.shape
         m_crop = mask[py : py + h, px : px + w]
-        i_crop = inst[py : py + h, px : px + w]
         if track_cover:
-            covered = i_crop[fp]
+            covered = layer.window((py, px, py + h, px + w))[fp]
             touched.update(int(v) for v in np.unique(covered) if v)
             before = int(np.argmax(np.bincount(m_crop[fp], minlength=256)))
         else:
@@ -401,9 +463,8 @@ def create_objects(
         new_id = next_id
         next_id += 1
         m_crop[fp] = cls
-        i_crop[fp] = new_id
-        if not config.allow_overlap:
-            _occupy(free, fp, py, px, config.margin)
+        layer = layer.edited(py, px, fp, new_id)
+        room.occupy(fp, py, px)
         area = int(np.count_nonzero(fp))
         if moved:
             (sy, sx), _ = shape_moments(src_fp)
@@ -432,21 +493,5 @@ def create_objects(
         return state, []
     new_table = ObjectTable(np.concatenate([table.rows, np.array(new_rows, np.int64)]))
     if touched:
-        new_table = new_table.refreshed(inst, sorted(touched))
-    return State(mask, inst, next_id, new_table), records
-
-
-def _occupy(free: np.ndarray, fp: np.ndarray, py: int, px: int, margin: int) -> None:
-    """Mark a placed footprint (grown by ``margin``) as no longer free."""
-    h, w = fp.shape
-    if margin == 0:
-        free[py : py + h, px : px + w][fp] = False
-        return
-    big_h, big_w = free.shape
-    y0, x0 = max(py - margin, 0), max(px - margin, 0)
-    y1, x1 = min(py + h + margin, big_h), min(px + w + margin, big_w)
-    pad = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    pad[py - y0 : py - y0 + h, px - x0 : px - x0 + w] = fp
-    k = 2 * margin + 1
-    grown = cv2.dilate(pad, np.ones((k, k), np.uint8)).view(bool)
-    free[y0:y1, x0:x1][grown] = False
+        new_table = new_table.refreshed(layer, sorted(touched))
+    return State.from_layer(read_only(mask), layer, next_id, new_table), records

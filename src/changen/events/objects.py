@@ -2,13 +2,15 @@
 
 An *object* is either one instance of a given instance map (xView2 polygons, SAM masks) or,
 when the source has none, one connected component of one class (4- or 8-connectivity).
-Background and ignore pixels are never part of an object. :class:`State` holds a mask, its
-instance map and a small table of the objects (id, class, bbox, area) that the events keep up to
-date, so a chain of events never has to re-label the whole image.
+Background and ignore pixels are never part of an object.
 
-Labelling costs one ``cv2.connectedComponents`` and one ``cv2.findContours`` over the
-foreground; classes that touch each other are split locally, per class, inside the component
-they share.
+A :class:`State` is a mask, an :class:`ObjectTable` (id, class, bbox, area of every object)
+and an :class:`~changen.events.instances.InstanceLayer`. The table is built by border tracing
+(:mod:`changen.events.labelling`), with no label map; events choose objects from the table,
+recover the pixels of the few they edit by flood fill from a seed pixel, and record what they
+wrote in the layer. The full int32 instance map is built only when someone reads
+``State.instances`` (or the given instance map is used as it is, when the source had one), so
+a chain of events costs one trace of its first mask plus the edited pixels.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import numpy as np
 from scipy import ndimage
 
 from changen.errors import ConfigError, DataError
+from changen.events.instances import GivenBase, InstanceLayer, TracedBase
+from changen.events.labelling import SEED, X1, Y0, label_mask
 
 # Columns of ObjectTable.rows.
 _ID, _CLS, _Y0, _X0, _Y1, _X1, _AREA = range(7)
@@ -125,14 +129,14 @@ class ObjectTable:
         return np.flatnonzero(ok)
 
     def footprint(self, instances: np.ndarray, i: int) -> np.ndarray:
+        """Footprint of row ``i`` in a full instance map (bool, bbox-sized)."""
         y0, x0, y1, x1 = self.bbox(i)
         return instances[y0:y1, x0:x1] == self.rows[i, _ID]
 
-    def materialise(self, instances: np.ndarray, i: int) -> MaskObject:
-        """The full :class:`MaskObject` of row ``i`` (footprint, centroid, orientation)."""
+    def materialise(self, i: int, footprint: np.ndarray) -> MaskObject:
+        """The full :class:`MaskObject` of row ``i`` with its footprint (centroid, orientation)."""
         y0, x0, y1, x1 = self.bbox(i)
-        fp = self.footprint(instances, i)
-        (cy, cx), theta = shape_moments(fp)
+        (cy, cx), theta = shape_moments(footprint)
         return MaskObject(
             id=int(self.rows[i, _ID]),
             class_id=int(self.rows[i, _CLS]),
@@ -140,14 +144,14 @@ class ObjectTable:
             area=int(self.rows[i, _AREA]),
             centroid=(y0 + cy, x0 + cx),
             orientation=theta,
-            footprint=fp,
+            footprint=footprint,
         )
 
     def copy(self) -> ObjectTable:
         return ObjectTable(self.rows.copy())
 
-    def refreshed(self, instances: np.ndarray, ids: Iterable[int]) -> ObjectTable:
-        """Table with the bbox and area of ``ids`` recomputed from ``instances`` after they lost
+    def refreshed(self, layer: InstanceLayer, ids: Iterable[int]) -> ObjectTable:
+        """Table with the bbox and area of ``ids`` recomputed from ``layer`` after they lost
         pixels (their old bbox still contains them); objects left without pixels are dropped."""
         rows = self.rows.copy()
         gone = []
@@ -156,7 +160,7 @@ class ObjectTable:
             if i < 0:
                 continue
             y0, x0, y1, x1 = self.bbox(i)
-            fp = instances[y0:y1, x0:x1] == obj_id
+            fp = layer.footprint(obj_id, (y0, x0, y1, x1))
             area = int(np.count_nonzero(fp))
             if area == 0:
                 gone.append(i)
@@ -195,9 +199,16 @@ def choose(
     return rng.choice(n, size=k, replace=k > n)
 
 
+def read_only(array: np.ndarray) -> np.ndarray:
+    """``array``, no longer writable: a state's arrays never change once it exists."""
+    array.flags.writeable = False
+    return array
+
+
 def _validate(
     mask: np.ndarray, instances: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """A private C-contiguous uint8 copy of ``mask`` and an int32 copy of ``instances``."""
     if not isinstance(mask, np.ndarray) or mask.ndim != 2:
         shape = getattr(mask, "shape", None)
         raise DataError(f"mask must be a 2-D (H, W) class-id array, got shape {shape}")
@@ -206,13 +217,15 @@ def _validate(
             np.issubdtype(mask.dtype, np.integer)
             and (mask.size == 0 or (mask.min() >= 0 and mask.max() <= 255))
         ):
-            mask = mask.astype(np.uint8)
+            mask = mask.astype(np.uint8, order="C")
         else:
             raise DataError(
                 f"mask dtype {mask.dtype} is not uint8 class ids 0..255; remap the mask to uint8"
             )
+    else:
+        mask = np.array(mask, order="C")
     if instances is None:
-        return np.ascontiguousarray(mask), None
+        return mask, None
     if instances.shape != mask.shape:
         raise DataError(
             f"instance map shape {instances.shape} differs from mask shape {mask.shape}; "
@@ -225,208 +238,7 @@ def _validate(
         )
     if instances.size and instances.max() > np.iinfo(np.int32).max - 1:
         raise DataError("instance ids exceed int32; relabel the instance map with smaller ids")
-    return np.ascontiguousarray(mask), instances.astype(np.int32, copy=True)
-
-
-def _foreground(mask: np.ndarray, background: int, ignore: int) -> np.ndarray:
-    """uint8 map, non-zero where pixels are neither background nor ignore: the mask itself when
-    the background is 0 and no ignore pixel is present (saves a full-size temporary)."""
-    if background == 0 and cv2.minMaxLoc(mask)[1] < ignore:
-        return mask
-    if background == 0 and ignore == 255:
-        return cv2.inRange(mask, 1, 254)
-    lut = np.full(256, 255, np.uint8)
-    lut[[background, ignore]] = 0
-    return cv2.LUT(mask, lut)
-
-
-_SMALL = 1 << 16
-"""Images up to this many pixels are labelled with OpenCV's statistics in one call."""
-
-
-def components(binary: np.ndarray, connectivity: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """Connected components of a binary uint8 image (non-zero = set).
-
-    Returns the int32 label map (0 = unset, 1..n) and an ``(n, 7)`` int64 array of rows
-    ``(label, seed_flat, y0, x0, y1, x1, area)`` sorted by label, where ``seed_flat`` is the
-    flat index of one pixel of the component. Large images take their bboxes and areas from the
-    border tracer (several times faster than OpenCV's per-pixel statistics), with the
-    statistics as the fallback.
-    """
-    if connectivity not in (4, 8):
-        raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
-    if connectivity == 8 and binary.size > _SMALL:
-        n, labels = cv2.connectedComponents(binary, connectivity=8, ltype=cv2.CV_32S)
-        if n <= 1:
-            return labels, np.zeros((0, 7), np.int64)
-        rows = _rows_from_contours(binary, labels, n)
-        if rows is not None:
-            return labels, rows
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(
-        binary, connectivity=connectivity, ltype=cv2.CV_32S
-    )
-    return labels, _rows_from_stats(labels, stats)
-
-
-def _rows_from_contours(binary: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray | None:
-    """Rows from the border tracer: bboxes from the outer borders, areas by Pick's theorem
-    (pixels of a traced region = shoelace area + steps / 2 + 1, holes subtracted), checked
-    against the foreground pixel count."""
-    contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
-    if hierarchy is None:
-        return None
-    parent = hierarchy[0, :, 3]
-    outer = np.flatnonzero(parent < 0)
-    if outer.size != n - 1:
-        return None
-    lengths = np.fromiter((len(c) for c in contours), np.int64, len(contours))
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    pts = np.concatenate(contours).reshape(-1, 2).astype(np.int64)
-    nxt = np.arange(1, len(pts) + 1)
-    nxt[starts + lengths - 1] = starts
-    x, y = pts[:, 0], pts[:, 1]
-    twice = np.abs(np.add.reduceat(x * y[nxt] - x[nxt] * y, starts))
-    steps = np.where(lengths > 1, lengths, 0)
-    filled = (twice + steps) // 2 + 1
-    area = np.zeros(len(contours), np.int64)
-    area[outer] = filled[outer]
-    holes = np.flatnonzero(parent >= 0)
-    np.subtract.at(area, parent[holes], (twice[holes] - steps[holes]) // 2 + 1)
-    area = area[outer]
-    if int(area.sum()) != cv2.countNonZero(binary):
-        return None
-    lo = np.minimum.reduceat(pts, starts)[outer]
-    hi = np.maximum.reduceat(pts, starts)[outer] + 1
-    seed_x, seed_y = x[starts[outer]], y[starts[outer]]
-    ids = labels[seed_y, seed_x].astype(np.int64)
-    if np.unique(ids).size != n - 1:
-        return None
-    rows = np.column_stack(
-        [ids, seed_y * labels.shape[1] + seed_x, lo[:, 1], lo[:, 0], hi[:, 1], hi[:, 0], area]
-    )
-    return rows[np.argsort(ids)]
-
-
-def _rows_from_stats(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
-    w_img = labels.shape[1]
-    rows = np.empty((len(stats) - 1, 7), np.int64)
-    for k in range(1, len(stats)):
-        x, y, w, h, area = (int(v) for v in stats[k])
-        sx = x + int(np.argmax(labels[y, x : x + w] == k))
-        rows[k - 1] = (k, y * w_img + sx, y, x, y + h, x + w, area)
-    return rows
-
-
-def _cross_class_labels(
-    mask: np.ndarray,
-    fg: np.ndarray,
-    labels: np.ndarray,
-    connectivity: int,
-    background: int,
-    ignore: int,
-) -> np.ndarray:
-    """Labels of foreground components that hold more than one class."""
-    lo, hi, _, _ = cv2.minMaxLoc(mask, mask=fg)
-    if lo == hi:
-        return np.zeros(0, np.int32)
-    if fg is mask:
-        v = mask  # background 0, no ignore: the classes themselves
-    elif background == 0 and ignore == 255:
-        v = cv2.threshold(mask, 254, 0, cv2.THRESH_TOZERO_INV)[1]
-    else:
-        rank = np.zeros(256, np.uint8)  # foreground classes -> 1..254, others -> 0
-        fg_ids = [c for c in range(256) if c not in (background, ignore)]
-        rank[fg_ids] = np.arange(1, len(fg_ids) + 1)
-        v = cv2.LUT(mask, rank)
-    kernel = cv2.getStructuringElement(
-        cv2.MORPH_RECT if connectivity == 8 else cv2.MORPH_CROSS, (3, 3)
-    )
-    cross = cv2.dilate(v, kernel)
-    cv2.compare(cross, v, cv2.CMP_GT, dst=cross)  # a larger class next door...
-    cv2.bitwise_and(cross, fg, dst=cross)  # ...of a foreground pixel
-    if cv2.countNonZero(cross) == 0:
-        return np.zeros(0, np.int32)
-    return np.unique(labels[cross > 0])
-
-
-def _label_semantic(
-    mask: np.ndarray, connectivity: int, background: int, ignore: int
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Instance map, table rows and next id of a semantic mask (components per class).
-
-    Foreground components holding one class are kept as they are; components where classes
-    touch are split per class, inside their bbox when they are few, else by labelling each
-    class over the whole image (land-cover masks)."""
-    fg = _foreground(mask, background, ignore)
-    labels, comp = components(fg, connectivity)
-    if comp.shape[0] == 0:
-        return labels, np.zeros((0, 7), np.int64), 1
-    split = _cross_class_labels(mask, fg, labels, connectivity, background, ignore)
-    rows = np.column_stack([comp[:, 0], mask.ravel()[comp[:, 1]].astype(np.int64), comp[:, 2:]])
-    if split.size == 0:
-        return labels, rows, int(comp[-1, 0]) + 1
-    spans = comp[split - 1]
-    if int(((spans[:, 4] - spans[:, 2]) * (spans[:, 5] - spans[:, 3])).sum()) > mask.size // 4:
-        return _label_per_class(mask, connectivity, background, ignore)
-    parts = [rows[~np.isin(comp[:, 0], split)]]
-    next_id = int(comp[-1, 0]) + 1
-    for k, y0, x0, y1, x1 in spans[:, [0, 2, 3, 4, 5]].tolist():
-        lab_crop = labels[y0:y1, x0:x1]
-        m_crop = mask[y0:y1, x0:x1]
-        member = lab_crop == k
-        for c in np.unique(m_crop[member]).tolist():
-            part = (member & (m_crop == c)).view(np.uint8)
-            n, sub, stats, _ = cv2.connectedComponentsWithStats(
-                part, connectivity=connectivity, ltype=cv2.CV_32S
-            )
-            cv2.add(sub, next_id - 1, dst=sub, mask=part)
-            np.copyto(lab_crop, sub, where=part.view(bool))
-            st = stats[1:].astype(np.int64)
-            parts.append(
-                np.column_stack(
-                    [
-                        np.arange(next_id, next_id + n - 1),
-                        np.full(n - 1, c, np.int64),
-                        st[:, 1] + y0,
-                        st[:, 0] + x0,
-                        st[:, 1] + st[:, 3] + y0,
-                        st[:, 0] + st[:, 2] + x0,
-                        st[:, 4],
-                    ]
-                )
-            )
-            next_id += n - 1
-    return labels, np.concatenate(parts), next_id
-
-
-def _offset_rows(sub_rows: np.ndarray, cls: int, id_offset: int, y0: int, x0: int) -> np.ndarray:
-    """Table rows of components labelled in a crop at ``(y0, x0)``, ids shifted."""
-    return np.column_stack(
-        [
-            sub_rows[:, 0] + id_offset,
-            np.full(len(sub_rows), cls, np.int64),
-            sub_rows[:, 2:6] + (y0, x0, y0, x0),
-            sub_rows[:, 6],
-        ]
-    )
-
-
-def _label_per_class(
-    mask: np.ndarray, connectivity: int, background: int, ignore: int
-) -> tuple[np.ndarray, np.ndarray, int]:
-    hist = cv2.calcHist([mask], [0], None, [256], [0, 256]).ravel()
-    classes = [c for c in np.flatnonzero(hist).tolist() if c not in (background, ignore)]
-    instances = np.zeros(mask.shape, np.int32)
-    parts = [np.zeros((0, 7), np.int64)]
-    next_id = 1
-    for c in classes:
-        binary = cv2.compare(mask, c, cv2.CMP_EQ)
-        labels, comp = components(binary, connectivity)
-        cv2.add(labels, next_id - 1, dst=labels, mask=binary)
-        cv2.add(instances, labels, dst=instances)
-        parts.append(_offset_rows(comp, c, next_id - 1, 0, 0))
-        next_id += comp.shape[0]
-    return instances, np.concatenate(parts), next_id
+    return mask, instances.astype(np.int32, copy=True)
 
 
 def table_from_instances(mask: np.ndarray, instances: np.ndarray) -> ObjectTable:
@@ -445,20 +257,39 @@ def table_from_instances(mask: np.ndarray, instances: np.ndarray) -> ObjectTable
     return ObjectTable(np.array(rows, np.int64))
 
 
-@dataclass
 class State:
-    """A mask (uint8 HW), its instance map (int32 HW, 0 = none) and the next free instance id.
+    """A mask (uint8 HW), its objects and the next free instance id.
 
-    Events take a state and return a new one; they never modify their input. ``table`` is the
-    object index the events maintain; it is built from the instance map when absent, so a state
-    may be constructed by hand. Instances must be 0 on ignore pixels (:meth:`from_mask` ensures
-    it).
+    ``instances`` (int32 HW, 0 = none) is the instance map, built on first access from
+    ``layer`` (see the module). ``table`` is the object index the events maintain; it is built
+    from the instance map when absent, so a state may be constructed by hand from a mask and an
+    instance map, which must be 0 on ignore pixels (:meth:`from_mask` ensures it).
+
+    A state does not change: events return a new state and never modify their input, and the
+    arrays of states made by :meth:`from_mask` and by events are read-only (the instance map is
+    derived from them lazily; copy an array to edit it).
     """
 
-    mask: np.ndarray
-    instances: np.ndarray
-    next_id: int
-    table: ObjectTable | None = field(default=None, repr=False, compare=False)
+    def __init__(
+        self,
+        mask: np.ndarray,
+        instances: np.ndarray,
+        next_id: int,
+        table: ObjectTable | None = None,
+    ) -> None:
+        self.mask = mask
+        self.layer = InstanceLayer(GivenBase(instances))
+        self.next_id = next_id
+        self.table = table
+
+    @classmethod
+    def from_layer(
+        cls, mask: np.ndarray, layer: InstanceLayer, next_id: int, table: ObjectTable
+    ) -> State:
+        """A state whose instances are ``layer``'s (what events return)."""
+        state = cls.__new__(cls)
+        state.mask, state.layer, state.next_id, state.table = mask, layer, next_id, table
+        return state
 
     @classmethod
     def from_mask(
@@ -473,11 +304,15 @@ class State:
         """State of a semantic mask; objects are the given instances or, when None, the
         connected components of each class. Instance ids on ignore pixels are dropped."""
         mask, inst = _validate(mask, instances)
-        if inst is None:
-            labels, rows, next_id = _label_semantic(mask, connectivity, background, ignore)
-            return cls(mask.copy(), labels, next_id, ObjectTable(rows))
-        inst[mask == ignore] = 0
-        return cls(mask.copy(), inst, int(inst.max(initial=0)) + 1)
+        read_only(mask)
+        if inst is not None:
+            inst[mask == ignore] = 0
+            return cls(mask, read_only(inst), int(inst.max(initial=0)) + 1)
+        classes, comp = label_mask(mask, connectivity, background, ignore)
+        ids = np.arange(1, len(comp) + 1, dtype=np.int64)
+        base = TracedBase(mask, ids, comp[:, SEED], comp[:, Y0 : X1 + 1], connectivity)
+        table = ObjectTable(np.column_stack([ids, classes, comp[:, Y0:]]))
+        return cls.from_layer(mask, InstanceLayer(base), len(ids) + 1, table)
 
     @classmethod
     def from_instances(
@@ -488,18 +323,34 @@ class State:
         mask = np.where(np.asarray(instances) > 0, class_id, background).astype(np.uint8)
         return cls.from_mask(mask, instances, background=background)
 
+    @property
+    def instances(self) -> np.ndarray:
+        """The int32 instance map (0 = none), built on first access; read-only."""
+        return self.layer.full()
+
     def objects(self) -> ObjectTable:
         """The object table (built from the instance map on first use)."""
         if self.table is None:
             self.table = table_from_instances(self.mask, self.instances)
         return self.table
 
+    def footprint(self, i: int) -> np.ndarray:
+        """Bool footprint (bbox-sized) of row ``i`` of the object table."""
+        table = self.objects()
+        return self.layer.footprint(int(table.ids[i]), table.bbox(i))
+
     @property
     def shape(self) -> tuple[int, int]:
         return self.mask.shape[0], self.mask.shape[1]
 
     def copy(self) -> State:
-        return State(self.mask.copy(), self.instances.copy(), self.next_id, self.objects().copy())
+        """The same state with a writable copy of the mask (the layer is shared: it is
+        immutable)."""
+        return State.from_layer(self.mask.copy(), self.layer, self.next_id, self.objects().copy())
+
+    def __repr__(self) -> str:
+        n = "?" if self.table is None else len(self.table)
+        return f"State(shape={self.shape}, objects={n}, next_id={self.next_id})"
 
     def check(self) -> None:
         """Raise :class:`DataError` unless the object table matches the instance map exactly
@@ -552,4 +403,4 @@ def extract_objects(
     )
     table = state.objects()
     rows = table.eligible(min_area=min_area, classes=classes, exclude=(background, ignore))
-    return [table.materialise(state.instances, int(i)) for i in rows]
+    return [table.materialise(int(i), state.footprint(int(i))) for i in rows]

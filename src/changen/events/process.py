@@ -5,7 +5,8 @@ they combine in one step: ``"sequence"`` applies each event in order, each with 
 probability; ``"mixture"`` applies one event per step, drawn with probabilities proportional to
 ``prob``. :func:`simulate` runs ``steps`` steps from a mask and returns a :class:`ChangeChain`
 with every intermediate mask and instance map, the per-object event log and change labels
-between any two steps.
+between any two steps. The instance maps of the steps are built only when
+:attr:`ChangeChain.instances` is read.
 
 Determinism: every random draw comes from the ``numpy.random.Generator`` passed in, in a fixed
 order, so the same input, process and seed give byte-identical masks, instance maps and logs;
@@ -22,6 +23,7 @@ import numpy as np
 
 from changen.errors import ConfigError
 from changen.events.create import CreateConfig, Rotation, ShapeBank, create_objects
+from changen.events.instances import InstanceLayer
 from changen.events.labels import binary_change, object_change, semantic_change
 from changen.events.objects import State
 from changen.events.records import EVENT_KINDS, EventKind, EventRecord
@@ -215,14 +217,34 @@ def apply_step(
 @dataclass
 class ChangeChain:
     """A simulated time series: ``masks`` (T+1, H, W) uint8, ``instances`` (T+1, H, W) int32
-    and the event ``log``; step ``t`` (1..T) turns ``masks[t-1]`` into ``masks[t]``."""
+    and the event ``log``; step ``t`` (1..T) turns ``masks[t-1]`` into ``masks[t]``.
+
+    ``layers`` are the instance layers of the steps; ``instances`` is built from them on first
+    access (one full map, then each step's edits), so a chain whose instance maps nobody reads
+    never builds them."""
 
     masks: np.ndarray
-    instances: np.ndarray
+    layers: tuple[InstanceLayer, ...] = field(repr=False)
     log: list[EventRecord] = field(default_factory=list)
     background: int = 0
     ignore: int = 255
     num_classes: int | None = None
+    _instances: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def instances(self) -> np.ndarray:
+        """The (T+1, H, W) int32 instance maps of the steps (built on first access)."""
+        if self._instances is None:
+            out = np.empty(self.masks.shape, np.int32)
+            for t, layer in enumerate(self.layers):
+                before = self.layers[t - 1] if t else None
+                if before is not None and layer.extends(before):
+                    out[t] = out[t - 1]
+                    layer.paint_edits(out[t], len(before.edits))
+                else:
+                    out[t] = layer.full()
+            self._instances = out
+        return self._instances
 
     @property
     def steps(self) -> int:
@@ -295,14 +317,15 @@ def simulate(
         mask, instances, connectivity=process.connectivity, background=background, ignore=ignore
     )
     masks = np.empty((process.steps + 1, *state.shape), np.uint8)
-    insts = np.empty((process.steps + 1, *state.shape), np.int32)
-    masks[0], insts[0] = state.mask, state.instances
+    masks[0] = state.mask
+    layers = [state.layer]
     log: list[EventRecord] = []
     for t in range(1, process.steps + 1):
         state, records = apply_step(
             state, process, rng, step=t, background=background, ignore=ignore
         )
-        masks[t], insts[t] = state.mask, state.instances
+        masks[t] = state.mask
+        layers.append(state.layer)
         log.extend(records)
     num_classes = _num_classes(masks, taxonomy, ignore) if taxonomy is not None else None
-    return ChangeChain(masks, insts, log, background, ignore, num_classes)
+    return ChangeChain(masks, tuple(layers), log, background, ignore, num_classes)

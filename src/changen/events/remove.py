@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 
 from changen.errors import ConfigError
-from changen.events.objects import ObjectTable, State, check_count, choose
+from changen.events.instances import InstanceLayer
+from changen.events.objects import ObjectTable, State, check_count, choose, read_only
 from changen.events.records import EventRecord
 
 Fill = Literal["background", "surrounding"]
@@ -120,14 +121,14 @@ def remove_objects(
     if picked.size == 0:
         return state, []
     mask = state.mask.copy()
-    inst = state.instances.copy()
+    layer = state.layer
     rows = table.rows.copy()
     removed: list[int] = []
     records: list[EventRecord] = []
     for p in picked:
         i = int(cand[p])
         obj_id, cls, y0, x0, y1, x1, area = (int(v) for v in rows[i])
-        fp = inst[y0:y1, x0:x1] == obj_id
+        fp = layer.footprint(obj_id, (y0, x0, y1, x1))
         fill, fill_id = background, 0
         if config.fill == "surrounding":
             fill, win, band = surrounding_class(
@@ -139,9 +140,9 @@ def remove_objects(
                 background=background,
             )
             if fill != background:
-                fill_id = _majority_instance(mask, inst, win, band, fill)
+                fill_id = _majority_instance(mask, layer, win, band, fill)
         mask[y0:y1, x0:x1][fp] = fill
-        inst[y0:y1, x0:x1][fp] = fill_id
+        layer = layer.edited(y0, x0, fp, fill_id)
         removed.append(i)
         if fill_id:
             j = int(np.searchsorted(rows[:, 0], fill_id))
@@ -160,17 +161,19 @@ def remove_objects(
                 area=area,
             )
         )
-    return State(mask, inst, state.next_id, ObjectTable(np.delete(rows, removed, axis=0))), records
+    table = ObjectTable(np.delete(rows, removed, axis=0))
+    return State.from_layer(read_only(mask), layer, state.next_id, table), records
 
 
 def _majority_instance(
     mask: np.ndarray,
-    inst: np.ndarray,
+    layer: InstanceLayer,
     win: tuple[int, int, int, int],
     band: np.ndarray,
     cls: int,
 ) -> int:
+    """The most frequent instance id (0 = none) among the band's pixels of class ``cls``."""
     wy0, wx0, wy1, wx1 = win
     sel = band & (mask[wy0:wy1, wx0:wx1] == cls)
-    ids, counts = np.unique(inst[wy0:wy1, wx0:wx1][sel], return_counts=True)
+    ids, counts = np.unique(layer.window(win)[sel], return_counts=True)
     return int(ids[np.argmax(counts)]) if ids.size else 0

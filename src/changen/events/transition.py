@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from changen.errors import ConfigError
-from changen.events.objects import ObjectTable, State, check_count, choose, components
+from changen.events.labelling import AREA, component_rows, flood_footprint
+from changen.events.objects import ObjectTable, State, check_count, choose, read_only
 from changen.events.records import EventRecord
 
 
@@ -198,13 +199,11 @@ class ReclassConfig:
         )
 
 
-def _background_rows(state: State, background: int, min_area: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and label map of the background components of at least ``min_area`` pixels."""
-    binary = cv2.compare(state.mask, background, cv2.CMP_EQ)
-    labels, comp = components(binary, 8)
-    comp = comp[comp[:, 6] >= min_area]
-    rows = np.column_stack([comp[:, 0], np.full(len(comp), background, np.int64), comp[:, 2:]])
-    return rows, labels
+def _background_rows(mask: np.ndarray, background: int, min_area: int) -> np.ndarray:
+    """Rows ``(seed, y0, x0, y1, x1, area)`` of the 8-connected background regions of at
+    least ``min_area`` pixels."""
+    rows = component_rows(cv2.compare(mask, background, cv2.CMP_EQ), 8)
+    return rows[rows[:, AREA] >= min_area]
 
 
 def reclass_objects(
@@ -228,20 +227,19 @@ def reclass_objects(
     cand = table.eligible(min_area=config.min_area, classes=fg_sources, below_id=below_id)
     if config.classes is not None:
         cand = cand[np.isin(table.classes[cand], config.classes)]
-    bg_rows = np.zeros((0, 7), np.int64)
-    bg_labels = None
+    bg_rows = np.zeros((0, 6), np.int64)
     if (
         config.include_background
         and background in sources
         and (config.classes is None or background in config.classes)
     ):
-        bg_rows, bg_labels = _background_rows(state, background, config.min_area)
+        bg_rows = _background_rows(state.mask, background, config.min_area)
     n_fg = cand.size
     picked = choose(n_fg + len(bg_rows), config.count, config.rate, rng, replace=False)
     if picked.size == 0:
         return state, []
     mask = state.mask.copy()
-    inst = state.instances.copy()
+    layer = state.layer
     rows = table.rows.copy()
     drop: list[int] = []
     added: list[tuple[int, ...]] = []
@@ -251,18 +249,18 @@ def reclass_objects(
         if p < n_fg:
             i = int(cand[p])
             obj_id, cls, y0, x0, y1, x1, area = (int(v) for v in rows[i])
-            fp = inst[y0:y1, x0:x1] == obj_id
+            fp = layer.footprint(obj_id, (y0, x0, y1, x1))
         else:
-            _, cls, y0, x0, y1, x1, area = (int(v) for v in bg_rows[p - n_fg])
-            fp = bg_labels[y0:y1, x0:x1] == bg_rows[p - n_fg, 0]
+            seed, y0, x0, y1, x1, area = (int(v) for v in bg_rows[p - n_fg])
+            fp = flood_footprint(state.mask, seed, (y0, x0, y1, x1), 8)
             fp &= mask[y0:y1, x0:x1] == background
             area = int(np.count_nonzero(fp))
-            obj_id = 0
+            cls, obj_id = background, 0
         target = config.kernel.sample(cls, rng)
         mask[y0:y1, x0:x1][fp] = target
         if obj_id:
             if target == background:
-                inst[y0:y1, x0:x1][fp] = 0
+                layer = layer.edited(y0, x0, fp, 0)
                 drop.append(i)
                 new_id = 0
             else:
@@ -271,7 +269,7 @@ def reclass_objects(
         else:
             new_id = next_id
             next_id += 1
-            inst[y0:y1, x0:x1][fp] = new_id
+            layer = layer.edited(y0, x0, fp, new_id)
             added.append((new_id, target, y0, x0, y1, x1, area))
         records.append(
             EventRecord(
@@ -287,4 +285,4 @@ def reclass_objects(
     rows = np.delete(rows, drop, axis=0)
     if added:
         rows = np.concatenate([rows, np.array(added, np.int64)])
-    return State(mask, inst, next_id, ObjectTable(rows)), records
+    return State.from_layer(read_only(mask), layer, next_id, ObjectTable(rows)), records
