@@ -1,0 +1,188 @@
+"""``changen train``: train models. ``changen train generator`` trains the Changen GAN.
+
+A thin layer over :func:`changen.training.gan.train_generator` (which documents the run
+folder). Options left out take the defaults of :class:`~changen.training.gan.GanTrainConfig`;
+with ``--resume`` they take the run's recorded values, and only the runtime options (steps,
+devices, workers, how often to log/sample/save/evaluate) may be given.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from changen.cli.simulate import parse_range
+from changen.errors import ConfigError
+
+OPTION_NAMES = {"gan": "--gan-config", "events": "--events-config"}
+
+app = typer.Typer(help="Train generators and change detectors.", no_args_is_help=True)
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"{path}: cannot read the {what} JSON ({e}); fix or drop the file"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the {what} JSON must be an object")
+    return data
+
+
+@app.command()
+def generator(
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder (new or empty, or --resume)."),
+    data: str | None = typer.Option(
+        None, "--data", help="Single-temporal dataset to learn from (required unless --resume)."
+    ),
+    format: str | None = typer.Option(None, "--format", "-f", help="Force the dataset format."),
+    taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the masks."),
+    holdout: float | None = typer.Option(
+        None, help="Fraction of items held out for samples and FID. (default: 0.1)"
+    ),
+    preset: str | None = typer.Option(
+        None,
+        help="changen, changen_no_destyle, changen_no_mask_destyle, oasis_gpcm, spade_gpcm "
+        "or tiny. (default: changen)",
+    ),
+    width: float | None = typer.Option(
+        None, help="Multiply every channel count of the preset. (default: 1.0)"
+    ),
+    gan_config: Path | None = typer.Option(
+        None, help="GanConfig JSON overriding --preset/--width (class counts come from the data)."
+    ),
+    encoder_weights: str | None = typer.Option(
+        None, help="Local ResNet-18 weights for the pre-event encoder (.safetensors or .pth)."
+    ),
+    size: int | None = typer.Option(
+        None, help="Training crop side, a multiple of 32. (default: 256)"
+    ),
+    steps: int | None = typer.Option(
+        None, help="Training iterations (a resumed run may extend them). (default: 100000)"
+    ),
+    batch_size: int | None = typer.Option(
+        None, help="Global batch, split over all devices. (default: 32)"
+    ),
+    lr_g: float | None = typer.Option(None, help="Generator learning rate. (default: 1e-4)"),
+    lr_d: float | None = typer.Option(None, help="Discriminator learning rate. (default: 4e-4)"),
+    ema_decay: float | None = typer.Option(
+        None, help="Decay of the generator's EMA. (default: 0.999)"
+    ),
+    precision: str | None = typer.Option(
+        None, help="32 (fp32) or bf16 (bf16 autocast). (default: 32)"
+    ),
+    scale: str | None = typer.Option(None, help="Scale jitter range LO:HI. (default: 0.75:1.25)"),
+    flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Random flips. (default: on)"),
+    rotate: bool | None = typer.Option(
+        None, "--rotate/--no-rotate", help="Random 90° rotations. (default: on)"
+    ),
+    transpose: bool | None = typer.Option(
+        None, "--transpose/--no-transpose", help="Random transposes. (default: on)"
+    ),
+    events_config: Path | None = typer.Option(
+        None,
+        help="ChangeProcess JSON for the on-the-fly events (e.g. a simulate run's "
+        "process.json). (default: create+remove, plus reclass when the OpenEarthMap kernel "
+        "fits the taxonomy)",
+    ),
+    seed: int | None = typer.Option(None, help="Random seed. (default: 0)"),
+    accelerator: str | None = typer.Option(
+        None, help="cpu, gpu/cuda, mps or auto. (default: auto)"
+    ),
+    devices: int | None = typer.Option(
+        None, help="Devices per node (DDP when more than one). (default: 1)"
+    ),
+    num_nodes: int | None = typer.Option(None, help="Nodes (DDP). (default: 1)"),
+    workers: int | None = typer.Option(None, help="DataLoader worker processes. (default: 2)"),
+    log_every: int | None = typer.Option(None, help="Steps between metric rows. (default: 10)"),
+    sample_every: int | None = typer.Option(
+        None, help="Steps between sample grids, 0 = only at the end. (default: 500)"
+    ),
+    save_every: int | None = typer.Option(
+        None, help="Steps between checkpoints, 0 = only at the end. (default: 2000)"
+    ),
+    keep: int | None = typer.Option(None, help="Step checkpoints kept. (default: 3)"),
+    fid_every: int | None = typer.Option(
+        None, help="Steps between FID/KID on held-out crops, 0 = never. (default: 0)"
+    ),
+    fid_samples: int | None = typer.Option(
+        None, help="Held-out crops used for FID/KID. (default: 256)"
+    ),
+    preview: int | None = typer.Option(
+        None, help="Held-out items in each sample grid, 0 = no grids. (default: 4)"
+    ),
+    resume: bool = typer.Option(False, help="Continue the run in --out from checkpoints/last."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Train the Changen GAN (bitemporal adversarial learning, events simulated on the fly)."""
+    from changen.training.gan import (
+        RUNTIME_FIELDS,
+        GanTrainConfig,
+        resume_config,
+        train_generator,
+    )
+
+    fields: dict[str, Any] = {
+        "data": data,
+        "format": format,
+        "taxonomy": taxonomy,
+        "holdout": holdout,
+        "preset": preset,
+        "width": width,
+        "gan": None if gan_config is None else _read_json(gan_config, "GAN config"),
+        "encoder_weights": encoder_weights,
+        "size": size,
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr_g": lr_g,
+        "lr_d": lr_d,
+        "ema_decay": ema_decay,
+        "precision": precision,
+        "scale": None if scale is None else parse_range(scale, "--scale", float),
+        "flip": flip,
+        "rotate": rotate,
+        "transpose": transpose,
+        "events": None if events_config is None else _read_json(events_config, "event process"),
+        "seed": seed,
+        "accelerator": accelerator,
+        "devices": devices,
+        "num_nodes": num_nodes,
+        "workers": workers,
+        "log_every": log_every,
+        "sample_every": sample_every,
+        "save_every": save_every,
+        "keep": keep,
+        "fid_every": fid_every,
+        "fid_samples": fid_samples,
+        "preview": preview,
+    }
+    given = {k: v for k, v in fields.items() if v is not None}
+    if resume:
+        fixed = [k for k in given if k not in RUNTIME_FIELDS]
+        if fixed:
+            names = ", ".join(OPTION_NAMES.get(k, "--" + k.replace("_", "-")) for k in fixed)
+            raise ConfigError(
+                f"{names}: fixed by the run's config.json when resuming; drop them, or start a "
+                f"new run in another folder"
+            )
+        config = resume_config(out, **given)
+    else:
+        if data is None:
+            raise ConfigError("--data is required (the single-temporal dataset to train on)")
+        given.setdefault("workers", 2)
+        config = GanTrainConfig(**given)
+    console = Console(stderr=True)
+    result = train_generator(
+        config,
+        out,
+        resume=resume,
+        progress=progress,
+        note=lambda msg: console.print(msg, highlight=False, soft_wrap=True),
+    )
+    typer.echo(f"trained to step {result.step}; checkpoint {result.checkpoint}")

@@ -1,0 +1,845 @@
+"""Training the Changen GAN with bitemporal adversarial learning (Changen Algorithm 1).
+
+Each iteration draws a batch of single-temporal scenes, simulates a post-event mask for each
+(:mod:`changen.training.gan_data`), and then, as in the paper's Algorithm 1:
+
+1. the generator makes ``Ĩ_t+1 = G(S_t+1, I_t, S_t, z)`` and takes one Adam step on the
+   adversarial loss ``g_loss(D, Ĩ_t+1, S_t+1)`` (D frozen);
+2. the discriminator takes one Adam step on ``d_loss(D, I_t, S_t, Ĩ_t+1, S_t+1)``: the real
+   pair is the *pre-event* ``(I_t, S_t)``, the fake pair ``(Ĩ_t+1, S_t+1)`` (same ``Ĩ_t+1``,
+   detached);
+3. the EMA generator moves towards G (parameters by ``decay``, buffers copied).
+
+Adversarial losses only; Adam β = (0, 0.999), lr 1e-4 (G) / 4e-4 (D). Loops run on Lightning
+Fabric: CPU, one or many GPUs, many nodes (DDP), fp32 or bf16 autocast. ``batch_size`` is the
+global batch, split evenly over the processes.
+
+Run folder::
+
+    RUN/config.json                   the checkpoint config without "step" (what is trained)
+    RUN/checkpoints/step-<N>/         every --save-every steps and at the end; the last --keep
+    RUN/checkpoints/last/             the newest checkpoint (hard-linked copy of step-<N>)
+    RUN/samples/step-<N>.png          held-out grid: I_t, S_t, S_t+1, Ĩ_t+1 (EMA G), events
+    RUN/metrics.csv, RUN/losses.png   loss_g, loss_d, D accuracies, s/step, FID/KID
+
+A checkpoint folder (:func:`changen.training.checkpoint.save_checkpoint`) holds
+``config.json`` = ``{"kind": "changen_gan", "gan": GanConfig, "taxonomy": Taxonomy,
+"class_ids": [taxonomy id of each GAN class], "train": GanTrainConfig, "step": N,
+"changen_version": ...}``, ``generator``/``generator_ema``/``discriminator.safetensors`` and
+``state.pt`` (optimizers, EMA bookkeeping, step, data position, global RNG states).
+
+Exact resume: all randomness of step ``k`` (data, events, noise) is drawn from seeds derived
+from ``(seed, k)`` and the items, never from global RNG state; the models are initialised
+inside :func:`torch.random.fork_rng`. A run resumed from step ``k`` therefore reproduces the
+uninterrupted run (bitwise on CPU). The global torch/numpy/python RNG states are saved and
+restored all the same, for any third-party code that might draw from them.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib
+import json
+import logging
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.fabric import Fabric
+from torch import Tensor, nn
+from torch.optim.swa_utils import get_ema_multi_avg_fn
+
+from changen import __version__
+from changen.data.atomic import write_text_atomic
+from changen.data.output import check_output_dir
+from changen.data.readers import open_dataset
+from changen.errors import ChangenError, ConfigError, DataError
+from changen.events import ChangeProcess
+from changen.synthesis.gan import (
+    FAKE,
+    ChangenGenerator,
+    GanConfig,
+    SegDiscriminator,
+    d_loss,
+    g_loss,
+    preset,
+)
+from changen.synthesis.gan.generator import STRIDE
+from changen.training.augment import AugmentConfig
+from changen.training.checkpoint import (
+    load_config,
+    load_state,
+    load_weights,
+    save_checkpoint,
+    unwrap,
+)
+from changen.training.gan_data import (
+    CREATED,
+    GAN_IGNORE,
+    RECLASSED,
+    REMOVED,
+    GanExample,
+    GanTrainData,
+    StepBatchSampler,
+    default_process,
+    holdout_split,
+    make_loader,
+)
+from changen.training.logs import MetricsLog
+from changen.viz.grid import make_grid, overlay_events, save_png
+
+_LOG = logging.getLogger(__name__)
+KIND = "changen_gan"
+PLOT_GROUPS = {"loss": "loss", "D pixel accuracy": "d_acc"}
+PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed"}
+RUNTIME_FIELDS = (
+    "steps",
+    "accelerator",
+    "devices",
+    "num_nodes",
+    "workers",
+    "log_every",
+    "sample_every",
+    "save_every",
+    "keep",
+    "fid_every",
+    "fid_samples",
+    "preview",
+)
+"""Fields a resumed run may change; every other field is fixed by the run's config.json."""
+
+Note = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class GanTrainConfig:
+    """Everything that defines a GAN training run.
+
+    Data: ``data`` (any single-temporal dataset), ``format``/``taxonomy`` (detected / the
+    reader's when None), ``holdout`` (fraction never trained on; previews and FID use it).
+    Model: ``preset`` (see :data:`changen.synthesis.gan.PRESETS`), ``width`` (multiplies every
+    channel count), or ``gan`` (a full ``GanConfig`` dict, overriding both);
+    ``encoder_weights`` (a local ResNet-18 file). Class counts come from the data.
+    Optimisation: ``steps``, global ``batch_size``, ``lr_g``/``lr_d``, ``betas``,
+    ``ema_decay``, ``precision`` ("32" or "bf16"). Augmentation: ``size`` (crop, multiple of
+    32), ``scale`` jitter, ``flip``/``rotate``/``transpose``. ``events``: a
+    ``ChangeProcess`` dict (None: :func:`default_process`; the resolved process is recorded).
+    Runtime (see :data:`RUNTIME_FIELDS`): Fabric's ``accelerator``/``devices``/``num_nodes``,
+    DataLoader ``workers``, and how often to log, draw samples, save (keeping ``keep``
+    step checkpoints) and compute FID/KID on ``fid_samples`` held-out crops (0: never).
+    """
+
+    data: str
+    format: str | None = None
+    taxonomy: str | None = None
+    holdout: float = 0.1
+    preset: str = "changen"
+    width: float = 1.0
+    gan: dict[str, Any] | None = None
+    encoder_weights: str | None = None
+    steps: int = 100_000
+    batch_size: int = 32
+    lr_g: float = 1e-4
+    lr_d: float = 4e-4
+    betas: tuple[float, float] = (0.0, 0.999)
+    ema_decay: float = 0.999
+    precision: str = "32"
+    size: int = 256
+    scale: tuple[float, float] = (0.75, 1.25)
+    flip: bool = True
+    rotate: bool = True
+    transpose: bool = True
+    events: dict[str, Any] | None = None
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    workers: int = 0
+    log_every: int = 10
+    sample_every: int = 500
+    save_every: int = 2000
+    keep: int = 3
+    fid_every: int = 0
+    fid_samples: int = 256
+    preview: int = 4
+
+    def __post_init__(self) -> None:
+        if self.size < STRIDE or self.size % STRIDE:
+            fix = max(STRIDE, round(self.size / STRIDE) * STRIDE)
+            raise ConfigError(
+                f"--size {self.size} is not a multiple of {STRIDE} (the generator halves it "
+                f"5 times); use e.g. --size {fix}"
+            )
+        positive = ("steps", "batch_size", "devices", "num_nodes", "log_every", "keep")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must be at least 1")
+        for name in ("sample_every", "save_every", "fid_every", "workers", "preview"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 0 (0 disables it)")
+        if self.lr_g <= 0 or self.lr_d <= 0 or self.width <= 0:
+            raise ConfigError("lr_g, lr_d and width must be positive")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay={self.ema_decay} must be in [0, 1)")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision {self.precision!r}: choose one of {list(PRECISIONS)}")
+        AugmentConfig(self.size, tuple(self.scale), self.flip, self.rotate, self.transpose)
+
+    @property
+    def world_size(self) -> int:
+        return self.devices * self.num_nodes
+
+    @property
+    def augment(self) -> AugmentConfig:
+        return AugmentConfig(self.size, tuple(self.scale), self.flip, self.rotate, self.transpose)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GanTrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"unknown training config keys {sorted(unknown)}; remove them")
+        return cls(**{k: tuple(v) if k in ("betas", "scale") else v for k, v in data.items()})
+
+
+@dataclass(frozen=True)
+class GanTrainResult:
+    """Where a run ended: its folder, the last checkpoint and the step reached."""
+
+    run: Path
+    checkpoint: Path
+    step: int
+
+
+def scale_widths(config: GanConfig, factor: float) -> GanConfig:
+    """Every channel count of ``config`` times ``factor`` (rounded, at least 1)."""
+
+    def w(values: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(max(1, round(v * factor)) for v in values)
+
+    g, d = config.generator, config.discriminator
+    return GanConfig(
+        generator=dataclasses.replace(
+            g,
+            resnet_channels=w(g.resnet_channels),
+            feature_channels=w(g.feature_channels),
+            norm_hidden=w((g.norm_hidden,))[0],
+        ),
+        discriminator=dataclasses.replace(
+            d, channels=w(d.channels), head_channels=w((d.head_channels,))[0]
+        ),
+    )
+
+
+def resolve_gan(config: GanTrainConfig, num_classes: int) -> GanConfig:
+    """The network configuration of a run: preset (or ``gan``), widths, the data's classes."""
+    base = GanConfig.from_dict(config.gan) if config.gan is not None else preset(config.preset)
+    if config.width != 1.0:
+        base = scale_widths(base, config.width)
+    return GanConfig(
+        generator=dataclasses.replace(
+            base.generator, num_classes=num_classes, ignore_index=GAN_IGNORE
+        ),
+        discriminator=dataclasses.replace(base.discriminator, num_classes=num_classes),
+    )
+
+
+def make_fabric(config: GanTrainConfig) -> Fabric:
+    """Fabric for the config: DDP when there is more than one process."""
+    return Fabric(
+        accelerator=config.accelerator,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy="ddp" if config.world_size > 1 else "auto",
+        precision=PRECISIONS[config.precision],  # type: ignore[arg-type]
+    )
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """``ema ← decay·ema + (1 - decay)·model`` for parameters (torch's
+    :func:`~torch.optim.swa_utils.get_ema_multi_avg_fn`); buffers (BatchNorm statistics,
+    spectral-norm vectors) are copied, since an average of unit vectors is not one."""
+    average = get_ema_multi_avg_fn(decay)
+    average(list(ema.parameters()), [p.detach() for p in model.parameters()], None)
+    for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
+        b_ema.copy_(b)
+
+
+def to_model_inputs(
+    batch: Mapping[str, Tensor], z_dim: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """uint8 batch → image in [-1, 1], long masks (255 = ignore), noise (None if z_dim = 0)."""
+    image = batch["t1_image"].float() / 127.5 - 1.0
+    noise = batch["noise"].float() if z_dim > 0 else None
+    return image, batch["t1_mask"].long(), batch["t2_mask"].long(), noise
+
+
+def d_accuracy(logits: Tensor, mask: Tensor, real: bool) -> Tensor:
+    """Share of valid pixels D labels correctly: class ``1 + S`` if ``real``, else "fake"."""
+    valid = mask != GAN_IGNORE
+    target = mask + 1 if real else torch.full_like(mask, FAKE)
+    hits = (logits.argmax(1) == target) & valid
+    return hits.sum() / valid.sum().clamp(min=1)
+
+
+class GanTrainer:
+    """Networks, optimizers, EMA and data of one run, set up on ``fabric``.
+
+    ``checkpoint`` (a checkpoint folder) resumes a run from its step. The step methods are
+    public so that tests and notebooks can drive them one by one.
+    """
+
+    def __init__(
+        self,
+        config: GanTrainConfig,
+        fabric: Fabric,
+        *,
+        checkpoint: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.fabric = fabric
+        reader = open_dataset(config.data, format=config.format, taxonomy=config.taxonomy)
+        self.taxonomy = reader.taxonomy
+        if config.events is None:
+            process = default_process(self.taxonomy)
+        else:
+            process = ChangeProcess.from_dict(config.events)
+        events = json.loads(json.dumps(process.to_dict()))
+        self.config = config = dataclasses.replace(config, events=events)
+        self.gan = resolve_gan(config, self.taxonomy.num_classes)
+        self.train_indices, self.holdout_indices = holdout_split(len(reader), config.holdout)
+        z_dim = self.gan.generator.z_dim
+        common = {"seed": config.seed, "z_dim": z_dim}
+        self.data = GanTrainData(reader, process, config.augment, **common)
+        self.eval_data = GanTrainData(reader, process, config.augment, train=False, **common)
+        self.class_ids = self.data.class_ids
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            generator = ChangenGenerator(self.gan.generator, config.encoder_weights)
+            discriminator = SegDiscriminator(self.gan.discriminator)
+        ema = copy.deepcopy(generator)
+        self.step = 0
+        state: dict[str, Any] = {}
+        if checkpoint is not None:
+            load_weights(
+                checkpoint,
+                {"generator": generator, "generator_ema": ema, "discriminator": discriminator},
+            )
+            state = load_state(checkpoint)
+            self.step = int(state["step"])
+        ema.requires_grad_(False).eval()
+        opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=config.betas)
+        opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=config.betas)
+        self.generator, self.opt_g = fabric.setup(generator, opt_g)
+        self.discriminator, self.opt_d = fabric.setup(discriminator, opt_d)
+        self.ema = fabric.to_device(ema)
+        self.ema_updates = 0
+        if state:
+            self.opt_g.load_state_dict(state["optimizer_g"])
+            self.opt_d.load_state_dict(state["optimizer_d"])
+            self.ema_updates = int(state["ema"]["updates"])
+            restore_rng(state["rng"])
+
+    # -- data ---------------------------------------------------------------------------
+
+    def batches(self) -> Iterator[dict[str, Tensor]]:
+        """Endless training batches on the device, starting at the current step."""
+        c = self.config
+        sampler = StepBatchSampler(
+            self.train_indices,
+            c.batch_size,
+            c.seed,
+            start_step=self.step,
+            rank=self.fabric.global_rank,
+            world_size=self.fabric.world_size,
+        )
+        loader = make_loader(self.data, sampler, c.workers, c.seed)
+        return iter(self.fabric.setup_dataloaders(loader, use_distributed_sampler=False))
+
+    def inputs(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        return to_model_inputs(batch, self.gan.generator.z_dim)
+
+    # -- one iteration ------------------------------------------------------------------
+
+    def g_step(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """One generator update (D frozen); returns the loss and the fake image (detached)."""
+        image, t1_mask, t2_mask, noise = self.inputs(batch)
+        fake = self.generator(image, t1_mask, t2_mask, noise=noise)
+        d = unwrap(self.discriminator)
+        d.requires_grad_(False)
+        try:
+            with self.fabric.autocast():
+                loss = g_loss(d, fake, t2_mask, GAN_IGNORE)
+            self.opt_g.zero_grad(set_to_none=True)
+            self.fabric.backward(loss)
+            self.opt_g.step()
+        finally:
+            d.requires_grad_(True)
+        ema_update(self.ema, unwrap(self.generator), self.config.ema_decay)
+        self.ema_updates += 1
+        return loss.detach(), fake.detach()
+
+    def d_step(self, batch: Mapping[str, Tensor], fake: Tensor) -> Tensor:
+        """One discriminator update: real ``(I_t, S_t)`` against fake ``(fake, S_t+1)``."""
+        image, t1_mask, t2_mask, _ = self.inputs(batch)
+        loss = d_loss(self.discriminator, image, t1_mask, fake, t2_mask, GAN_IGNORE)
+        self.opt_d.zero_grad(set_to_none=True)
+        self.fabric.backward(loss)
+        self.opt_d.step()
+        return loss.detach()
+
+    @torch.no_grad()
+    def fake(self, batch: Mapping[str, Tensor], ema: bool = False) -> Tensor:
+        """``G(S_t+1, I_t, S_t, z)`` of a batch without gradients: the EMA G (eval mode) if
+        ``ema``, else G in its current mode (in training mode this advances its BatchNorm
+        and spectral-norm state, as a training forward would)."""
+        image, t1_mask, t2_mask, noise = self.inputs(batch)
+        g = self.ema if ema else self.generator
+        return g(image, t1_mask, t2_mask, noise=noise)
+
+    def train_step(self, batch: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
+        """Algorithm 1 lines 4-6: synthesise, update G once, update D once; ``step`` += 1.
+        Returns the losses and the (detached) fake images."""
+        loss_g, fake = self.g_step(batch)
+        loss_d = self.d_step(batch, fake)
+        self.step += 1
+        return {"loss_g": loss_g, "loss_d": loss_d}, fake
+
+    @torch.no_grad()
+    def d_accuracies(self, batch: Mapping[str, Tensor], fake: Tensor) -> dict[str, Tensor]:
+        """D's pixel accuracy on the real pair (class of S_t) and the fake pair ("fake"),
+        with D in eval mode so that measuring does not advance its spectral-norm state."""
+        image, t1_mask, t2_mask, _ = self.inputs(batch)
+        d = unwrap(self.discriminator)
+        d.eval()
+        try:
+            with self.fabric.autocast():
+                real = d_accuracy(d(image), t1_mask, real=True)
+                made = d_accuracy(d(fake), t2_mask, real=False)
+        finally:
+            d.train()
+        return {"d_acc_real": real, "d_acc_fake": made}
+
+    # -- checkpoints --------------------------------------------------------------------
+
+    def run_config(self) -> dict[str, Any]:
+        """The checkpoint config without its step (also written as ``RUN/config.json``)."""
+        return {
+            "kind": KIND,
+            "gan": self.gan.to_dict(),
+            "taxonomy": self.taxonomy.to_dict(),
+            "class_ids": list(self.class_ids),
+            "train": self.config.to_dict(),
+            "changen_version": __version__,
+        }
+
+    def save(self, path: Path) -> Path:
+        """Write a checkpoint folder of the current step (rank 0 writes, others wait)."""
+        if self.fabric.is_global_zero:
+            state = {
+                "step": self.step,
+                "optimizer_g": self.opt_g.state_dict(),
+                "optimizer_d": self.opt_d.state_dict(),
+                "ema": {"decay": self.config.ema_decay, "updates": self.ema_updates},
+                "data": {"step": self.step, "samples_seen": self.step * self.config.batch_size},
+                "rng": capture_rng(),
+            }
+            models = {
+                "generator": self.generator,
+                "generator_ema": self.ema,
+                "discriminator": self.discriminator,
+            }
+            save_checkpoint(path, models, {**self.run_config(), "step": self.step}, state)
+        self.fabric.barrier()
+        return path
+
+    # -- evaluation ---------------------------------------------------------------------
+
+    def eval_indices(self, count: int) -> list[int]:
+        """Items for previews and FID: held-out ones (training ones when none are held out)."""
+        return (self.holdout_indices or self.train_indices)[:count]
+
+    def eval_examples(self, count: int, regions: bool = False) -> list[GanExample]:
+        return [self.eval_data.example(0, i, regions) for i in self.eval_indices(count)]
+
+    @torch.no_grad()
+    def synthesize(self, examples: list[GanExample], batch_size: int = 16) -> np.ndarray:
+        """EMA-G post-event images (N, H, W, 3) uint8 for numpy examples, in float32."""
+        ids = self.data.model_ids
+        out = []
+        for k in range(0, len(examples), batch_size):
+            chunk = examples[k : k + batch_size]
+            images = torch.from_numpy(np.stack([e.image for e in chunk]))
+            batch = {
+                "t1_image": images.permute(0, 3, 1, 2),
+                "t1_mask": torch.from_numpy(np.stack([ids(e.t1_mask) for e in chunk])),
+                "t2_mask": torch.from_numpy(np.stack([ids(e.t2_mask) for e in chunk])),
+                "noise": torch.from_numpy(np.stack([e.noise for e in chunk])),
+            }
+            batch = self.fabric.to_device(batch)
+            fake = self.fake(batch, ema=True).float()
+            pixels = ((fake.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+            out.append(pixels.permute(0, 2, 3, 1).cpu().numpy())
+        return np.concatenate(out)
+
+    def preview(self, examples: list[GanExample]) -> np.ndarray:
+        """Grid with one column per example; rows I_t, S_t, S_t+1, Ĩ_t+1 (EMA G), events."""
+        fakes = self.synthesize(examples)
+        tax = self.taxonomy
+        events = []
+        for e in examples:
+            bits = e.regions if e.regions is not None else np.zeros(e.t2_mask.shape, np.uint8)
+            events.append(
+                overlay_events(
+                    tax.colorize(e.t2_mask),
+                    (bits & CREATED) > 0,
+                    (bits & REMOVED) > 0,
+                    (bits & RECLASSED) > 0,
+                    legend=False,
+                )
+            )
+        rows = [
+            [e.image for e in examples],
+            [e.t1_mask for e in examples],
+            [e.t2_mask for e in examples],
+            list(fakes),
+            events,
+        ]
+        labels = ["I_t", "S_t", "S_t+1", "G_ema", "events"]
+        cell = min(256, max(96, self.config.size))
+        return make_grid(
+            rows, titles=[e.name for e in examples], row_labels=labels, taxonomy=tax, cell=cell
+        )
+
+
+def capture_rng() -> dict[str, Any]:
+    """Global RNG states (torch CPU, numpy legacy MT19937, python) as weights-only types."""
+    np_state = np.random.get_state(legacy=False)
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "python": random.getstate(),
+    }
+
+
+def restore_rng(state: Mapping[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    torch.set_rng_state(state["torch"])
+    np_state = state["numpy"]
+    np.random.set_state(
+        {
+            "bit_generator": "MT19937",
+            "state": {"key": np_state["key"].numpy().astype(np.uint32), "pos": np_state["pos"]},
+            "has_gauss": np_state["has_gauss"],
+            "gauss": np_state["gauss"],
+        }
+    )
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+# -- run folder -----------------------------------------------------------------------------
+
+
+def step_dir(run: Path, step: int) -> Path:
+    return run / "checkpoints" / f"step-{step}"
+
+
+def step_checkpoints(run: Path) -> list[tuple[int, Path]]:
+    """``(step, folder)`` of the run's ``step-<N>`` checkpoints, oldest first."""
+    root = run / "checkpoints"
+    found = []
+    for p in root.glob("step-*") if root.is_dir() else ():
+        suffix = p.name.removeprefix("step-")
+        if p.is_dir() and suffix.isdigit():
+            found.append((int(suffix), p))
+    return sorted(found)
+
+
+def latest_checkpoint(run: Path) -> Path:
+    """``checkpoints/last``, else the newest ``step-<N>`` (a crash may fall between them)."""
+    last = run / "checkpoints" / "last"
+    if (last / "config.json").is_file():
+        return last
+    steps = step_checkpoints(run)
+    if not steps:
+        raise DataError(
+            f"{run}: no checkpoint to resume from (no checkpoints/last); run without --resume "
+            f"into an empty folder"
+        )
+    return steps[-1][1]
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def publish_last(checkpoint: Path) -> Path:
+    """Make ``checkpoints/last`` a copy of ``checkpoint`` (hard links where the file system
+    allows), swapped in by rename so that it is never half-written."""
+    last = checkpoint.parent / "last"
+    tmp = checkpoint.parent / ".last.part"
+    old = checkpoint.parent / ".last.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.copytree(checkpoint, tmp, copy_function=_link_or_copy)
+    if last.exists():
+        os.replace(last, old)
+    os.replace(tmp, last)
+    shutil.rmtree(old, ignore_errors=True)
+    return last
+
+
+def prune_checkpoints(run: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` ``step-<N>`` folders."""
+    for _, path in step_checkpoints(run)[:-keep]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def resume_config(run: Path, **overrides: Any) -> GanTrainConfig:
+    """The training config of ``run`` with the runtime fields in ``overrides`` replaced."""
+    fixed = sorted(k for k in overrides if k not in RUNTIME_FIELDS)
+    if fixed:
+        raise ConfigError(
+            f"{', '.join(fixed)} cannot change when resuming (the run's config.json fixes "
+            f"them); drop them, or start a new run"
+        )
+    saved = GanTrainConfig.from_dict(load_config(latest_checkpoint(run))["train"])
+    return dataclasses.replace(saved, **overrides)
+
+
+def _check_resume(config: GanTrainConfig, saved: GanTrainConfig, where: Path) -> None:
+    """A resumed run may only change runtime fields (and ``events`` None means the saved one)."""
+    mine = config.to_dict()
+    theirs = saved.to_dict()
+    if mine["events"] is None:
+        mine["events"] = theirs["events"]
+    diff = sorted(k for k in mine if k not in RUNTIME_FIELDS and mine[k] != theirs[k])
+    if diff:
+        raise ConfigError(
+            f"{where}: resuming with a different {', '.join(diff)} than the run was started "
+            f"with; use resume_config() (or the CLI's --resume) to keep them"
+        )
+
+
+# -- FID / KID ------------------------------------------------------------------------------
+
+
+class Fidelity:
+    """Calls ``changen.metrics.fidelity.compute_fidelity`` if it is installed and works;
+    otherwise says why once and stays off."""
+
+    def __init__(self, note: Note) -> None:
+        self.note = note
+        self.fn: Callable[..., Any] | None = None
+        try:
+            module = importlib.import_module("changen.metrics.fidelity")
+            self.fn = module.compute_fidelity
+        except (ImportError, AttributeError) as e:
+            note(f"FID/KID skipped: changen.metrics.fidelity is not available ({e})")
+
+    def __call__(self, real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
+        if self.fn is None:
+            return {}
+        try:
+            result = self.fn(real, fake)
+        except (ChangenError, OSError, RuntimeError, ValueError) as e:
+            self.note(f"FID/KID skipped from now on: {e}")
+            self.fn = None
+            return {}
+        if dataclasses.is_dataclass(result) and not isinstance(result, type):
+            result = dataclasses.asdict(result)
+        if isinstance(result, Mapping):
+            return {str(k): float(v) for k, v in result.items() if isinstance(v, int | float)}
+        return {"fid": float(result)}
+
+
+# -- the loop -------------------------------------------------------------------------------
+
+
+def train_generator(
+    config: GanTrainConfig,
+    out: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    note: Note | None = None,
+    fabric: Fabric | None = None,
+) -> GanTrainResult:
+    """Train (or, with ``resume``, continue) a Changen GAN run in the folder ``out``.
+
+    Without ``resume`` the folder must be new or empty. With it, the run continues from
+    ``checkpoints/last``; ``config`` may differ from the run's only in
+    :data:`RUNTIME_FIELDS` (build it with :func:`resume_config`). ``note`` receives one-line
+    messages (rank 0 only; default: this module's logger); ``progress`` shows a rich progress
+    bar.
+    """
+    run = Path(out)
+    if fabric is None:
+        fabric = make_fabric(config)
+        fabric.launch()
+    checkpoint = None
+    if resume:
+        checkpoint = latest_checkpoint(run)
+        _check_resume(config, GanTrainConfig.from_dict(load_config(checkpoint)["train"]), run)
+    else:
+        check_output_dir(run, overwrite=False)
+    say: Note = (note or _LOG.warning) if fabric.is_global_zero else (lambda _: None)
+    trainer = GanTrainer(config, fabric, checkpoint=checkpoint)
+    config = trainer.config
+    if trainer.step >= config.steps:
+        say(f"{run}: already at step {trainer.step} >= --steps {config.steps}; nothing to do")
+        return GanTrainResult(run, checkpoint or latest_checkpoint(run), trainer.step)
+    trainer.data.example(0, trainer.train_indices[0])  # bad data fails here, not in a worker
+    rank0 = fabric.is_global_zero
+    examples = []
+    log = None
+    if rank0:
+        examples = trainer.eval_examples(config.preview, regions=True)
+        run.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run / "config.json", _json(trainer.run_config()))
+        log = MetricsLog(
+            run / "metrics.csv",
+            plot=run / "losses.png",
+            resume_step=trainer.step if resume else None,
+            groups=PLOT_GROUPS,
+        )
+    fidelity = Fidelity(say) if config.fid_every and log is not None else None
+    if fidelity is not None and not trainer.holdout_indices:
+        say("FID/KID skipped: no held-out items (--holdout 0)")
+        fidelity = None
+    with _Progress(progress and rank0, trainer.step, config.steps) as bar:
+        sums: dict[str, Tensor] = {}
+        count, tick = 0, time.perf_counter()
+        batches = trainer.batches()
+        while trainer.step < config.steps:
+            batch = _next_batch(batches)
+            losses, fake = trainer.train_step(batch)
+            for k, v in losses.items():
+                sums[k] = sums[k] + v if k in sums else v.clone()
+            count += 1
+            step = trainer.step
+            done = step == config.steps
+            if step % config.log_every == 0 or done:
+                now = time.perf_counter()
+                means = {k: v / count for k, v in sums.items()}
+                means.update(trainer.d_accuracies(batch, fake))
+                if fabric.world_size > 1:
+                    means = fabric.all_reduce(means, reduce_op="mean")
+                values = {k: float(v) for k, v in means.items()}
+                values["s_per_step"] = (now - tick) / count
+                if log is not None:
+                    log.log(step, **values)
+                bar.show(values)
+                sums, count, tick = {}, 0, time.perf_counter()
+            if rank0 and examples and (done or _every(step, config.sample_every)):
+                save_png(run / "samples" / f"step-{step}.png", trainer.preview(examples))
+            if fidelity is not None and (done or _every(step, config.fid_every)):
+                metrics = _fid(trainer, fidelity, config.fid_samples)
+                if metrics and log is not None:
+                    log.log(step, **metrics)
+            if done or _every(step, config.save_every):
+                saved = trainer.save(step_dir(run, step))
+                if rank0:
+                    publish_last(saved)
+                    prune_checkpoints(run, config.keep)
+            bar.advance(step)
+    if log is not None:
+        log.close()
+    fabric.barrier()
+    return GanTrainResult(run, run / "checkpoints" / "last", trainer.step)
+
+
+def _next_batch(batches: Iterator[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """The next batch; a user error raised in a DataLoader worker comes back as its one line
+    (the DataLoader re-raises it with the worker's traceback in the message)."""
+    try:
+        return next(batches)
+    except ChangenError as e:
+        text = str(e).strip()
+        if "Original Traceback" not in text:
+            raise
+        raise type(e)(text.splitlines()[-1].split(": ", 1)[-1]) from None
+
+
+def _every(step: int, period: int) -> bool:
+    return period > 0 and step % period == 0
+
+
+def _fid(trainer: GanTrainer, fidelity: Fidelity, count: int) -> dict[str, float]:
+    examples = trainer.eval_examples(count)
+    real = np.stack([e.image for e in examples])
+    return fidelity(real, trainer.synthesize(examples))
+
+
+def _json(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+class _Progress:
+    """A rich progress bar with the latest losses, it/s and ETA (or nothing when off)."""
+
+    def __init__(self, enabled: bool, start: int, total: int) -> None:
+        self.enabled = enabled
+        self.start, self.total = start, total
+        self.progress: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.progress = Progress(
+                TextColumn("[bold]train G"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[losses]}"),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(
+                "train", total=self.total, completed=self.start, losses="", rate=""
+            )
+        return self
+
+    def show(self, values: Mapping[str, float]) -> None:
+        if self.progress is not None:
+            losses = f"D {values['loss_d']:.3f}  G {values['loss_g']:.3f}"
+            rate = f"{1.0 / max(values['s_per_step'], 1e-9):.2f} it/s"
+            self.progress.update(self.task, losses=losses, rate=rate)
+
+    def advance(self, step: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
