@@ -3,8 +3,14 @@ and finish with a ``manifest.json``.
 
 A writer is a context manager. Each :meth:`DatasetWriter.write` call writes all files of one
 sample (every file through a temporary name and a rename; if one file fails, the files already
-written for that sample are removed). The manifest is written last, on a clean exit only, so a
-folder without ``manifest.json`` is recognisably incomplete.
+written for that sample are removed) and returns the sample's counts as JSON. The manifest is
+written last, on a clean exit only, so a folder without ``manifest.json`` is recognisably
+incomplete.
+
+Resuming: a writer opened with ``resume=True`` keeps what the folder holds (it only removes a
+previous ``manifest.json``, since the dataset is incomplete again), and
+:meth:`DatasetWriter.record` re-registers samples written by an earlier run from their saved
+counts, so the final manifest counts every sample exactly once without reading files back.
 """
 
 from __future__ import annotations
@@ -50,7 +56,8 @@ class DatasetWriter(Generic[T]):
 
     ``root`` must be absent or empty unless ``overwrite=True``; then the previous manifest and
     this layout's folders (at the root and in split folders holding them) are deleted first,
-    so no stale sample survives; other files are left alone. Folders are created as files are
+    so no stale sample survives; other files are left alone. With ``resume=True`` a non-empty
+    ``root`` is kept as it is (see the module docstring). Folders are created as files are
     written. ``provenance`` (JSON-serialisable) is copied into the manifest.
     """
 
@@ -65,6 +72,7 @@ class DatasetWriter(Generic[T]):
         taxonomy: Taxonomy,
         *,
         overwrite: bool = False,
+        resume: bool = False,
         provenance: dict[str, Any] | None = None,
     ) -> None:
         self.root = Path(root)
@@ -77,7 +85,10 @@ class DatasetWriter(Generic[T]):
                 f"provenance must be JSON-serialisable ({e}); pass plain "
                 f"strings, numbers, lists and dicts"
             ) from None
-        if check_output_dir(self.root, overwrite):
+        if resume:
+            check_output_dir(self.root, overwrite=True)
+            (self.root / MANIFEST_NAME).unlink(missing_ok=True)
+        elif check_output_dir(self.root, overwrite):
             self._clear_previous()
         self.manifest: dict[str, Any] | None = None
         self._names: dict[str, set[str]] = {}
@@ -98,8 +109,9 @@ class DatasetWriter(Generic[T]):
         else:
             self._closed = True
 
-    def write(self, sample: T, split: str | None = None) -> None:
-        """Write one sample's files under ``root`` (or ``root/split``), named ``sample.name``."""
+    def write(self, sample: T, split: str | None = None) -> dict[str, Any]:
+        """Write one sample's files under ``root`` (or ``root/split``), named ``sample.name``;
+        return its counts as JSON (what :meth:`record` takes back)."""
         if self._closed:
             raise RuntimeError(f"{self.root}: writer is closed")
         if not isinstance(sample, self.item_type):
@@ -114,13 +126,7 @@ class DatasetWriter(Generic[T]):
                 f"{where}: sample name {sample.name!r} cannot be a file name; give "
                 f"the sample a non-empty name without '/' or a leading '.'"
             )
-        key = split or "."
-        names = self._names.setdefault(key, set())
-        if sample.name in names:
-            raise DataError(
-                f"{where}: duplicate sample name {sample.name!r} in split {key!r}; "
-                f"give every sample of a split a unique name"
-            )
+        names = self._check_name(sample.name, split, where)
         self._validate(sample, where)
         folder = self.root / split if split else self.root
         written: list[Path] = []
@@ -133,7 +139,27 @@ class DatasetWriter(Generic[T]):
                 path.unlink(missing_ok=True)
             raise
         names.add(sample.name)
-        self._count(sample, self._counts.setdefault(key, {}))
+        counts = self._sample_counts(sample)
+        _merge(self._counts.setdefault(split or ".", {}), counts)
+        return _counts_to_json(counts)
+
+    def record(self, name: str, counts: dict[str, Any], split: str | None = None) -> None:
+        """Count a sample an earlier run wrote (``counts`` as :meth:`write` returned them)."""
+        if self._closed:
+            raise RuntimeError(f"{self.root}: writer is closed")
+        self._check_name(name, split, name).add(name)
+        _merge(self._counts.setdefault(split or ".", {}), _counts_from_json(counts))
+
+    def _check_name(self, name: str, split: str | None, where: str) -> set[str]:
+        """The names already written to ``split``; raise if ``name`` is one of them."""
+        key = split or "."
+        names = self._names.setdefault(key, set())
+        if name in names:
+            raise DataError(
+                f"{where}: duplicate sample name {name!r} in split {key!r}; "
+                f"give every sample of a split a unique name"
+            )
+        return names
 
     def close(self) -> dict[str, Any]:
         """Write ``manifest.json`` (atomically) and return it; later calls return it again."""
@@ -170,8 +196,8 @@ class DatasetWriter(Generic[T]):
         """Raise :class:`DataError` if the sample cannot be written as it is."""
         raise NotImplementedError
 
-    def _count(self, sample: T, counts: dict[str, Any]) -> None:
-        """Add the sample to its split's running counts (numbers or 256-bin histograms)."""
+    def _sample_counts(self, sample: T) -> dict[str, Any]:
+        """One written sample's counts (numbers or 256-bin histograms), summed per split."""
         raise NotImplementedError
 
     def _summary(self) -> dict[str, Any]:
@@ -217,26 +243,52 @@ class ChangeDatasetWriter(DatasetWriter[ChangeSample]):
             if mask is not None:
                 self.taxonomy.validate(mask, f"{where} ({what})")
 
-    def _count(self, sample: ChangeSample, counts: dict[str, Any]) -> None:
+    def _sample_counts(self, sample: ChangeSample) -> dict[str, Any]:
         change = sample.change_mask
-        counts["samples"] = counts.get("samples", 0) + 1
-        counts["changed_pixels"] = counts.get("changed_pixels", 0) + int((change == 1).sum())
-        labelled = int((change != self.taxonomy.ignore).sum())
-        counts["labelled_pixels"] = counts.get("labelled_pixels", 0) + labelled
+        counts: dict[str, Any] = {
+            "samples": 1,
+            "changed_pixels": int((change == 1).sum()),
+            "labelled_pixels": int((change != self.taxonomy.ignore).sum()),
+        }
         for mask, key in ((sample.t1_mask, "t1_class_pixels"), (sample.t2_mask, "t2_class_pixels")):
             if mask is not None:
-                hist = np.bincount(mask.ravel(), minlength=256)
-                counts[key] = counts.get(key, np.zeros(256, np.int64)) + hist
+                counts[key] = np.bincount(mask.ravel(), minlength=256).astype(np.int64)
+        return counts
+
+
+def _merge(total: dict[str, Any], counts: dict[str, Any]) -> None:
+    """Add one sample's counts to a running total, in place."""
+    for key, value in counts.items():
+        total[key] = total[key] + value if key in total else value
+
+
+def _counts_to_json(counts: dict[str, Any]) -> dict[str, Any]:
+    """Histograms become ``{class id: pixels}`` (non-zero ids); numbers stay."""
+    return {
+        key: {str(i): int(v) for i, v in enumerate(value) if v}
+        if isinstance(value, np.ndarray)
+        else value
+        for key, value in counts.items()
+    }
+
+
+def _counts_from_json(counts: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`_counts_to_json`."""
+    out: dict[str, Any] = {}
+    for key, value in counts.items():
+        if isinstance(value, dict):
+            hist = np.zeros(256, np.int64)
+            for cid, pixels in value.items():
+                hist[int(cid)] = int(pixels)
+            out[key] = hist
+        else:
+            out[key] = value
+    return out
 
 
 def _jsonable(counts: dict[str, Any]) -> dict[str, Any]:
     """Histograms become ``{class id: pixels}`` (non-zero ids); derived fractions are added."""
-    out: dict[str, Any] = {}
-    for key, value in counts.items():
-        if isinstance(value, np.ndarray):
-            out[key] = {str(i): int(v) for i, v in enumerate(value) if v}
-        else:
-            out[key] = value
+    out = _counts_to_json(counts)
     if "labelled_pixels" in out:
         out["changed_fraction"] = out["changed_pixels"] / max(out["labelled_pixels"], 1)
     return out

@@ -68,12 +68,14 @@ class SceneFolderWriter(DatasetWriter[Scene]):
             )
         return files
 
-    def _count(self, sample: Scene, counts: dict[str, Any]) -> None:
+    def _sample_counts(self, sample: Scene) -> dict[str, Any]:
         self._with_instances = sample.instances is not None
-        counts["samples"] = counts.get("samples", 0) + 1
+        counts: dict[str, Any] = {"samples": 1}
         if sample.instances is not None:
             ids = np.unique(sample.instances)
-            counts["instances"] = counts.get("instances", 0) + int((ids != 0).sum())
+            counts["instances"] = int((ids != 0).sum())
         if sample.mask is not None:
-            hist = np.bincount(sample.mask.ravel(), minlength=256)
-            counts["class_pixels"] = counts.get("class_pixels", np.zeros(256, np.int64)) + hist
+            counts["class_pixels"] = np.bincount(sample.mask.ravel(), minlength=256).astype(
+                np.int64
+            )
+        return counts

@@ -1,0 +1,212 @@
+"""``changen generate``: a synthetic change dataset from a single-temporal labelled dataset.
+
+A thin layer over :func:`changen.generation.generate_dataset`: the event flags (or a
+``ChangeProcess`` JSON given to ``--events``) become the process, the other flags the
+:class:`~changen.generation.GenerationConfig` and :class:`~changen.generation.RunOptions`.
+A rich progress bar shows samples/s and the ETA; a summary says what was written where.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from changen.errors import ConfigError
+
+if TYPE_CHECKING:
+    from changen.events import ChangeProcess
+    from changen.generation import GenerationResult
+    from changen.sample import Taxonomy
+
+
+class RateColumn(ProgressColumn):
+    """Items per second of a task."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("-- samples/s" if speed is None else f"{speed:.2f} samples/s")
+
+
+class RichProgress:
+    """A :class:`changen.generation.ProgressSink` drawing rich progress bars."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def task(self, description: str, total: int) -> Callable[[int], None]:
+        task_id = self.progress.add_task(description, total=total)
+        return lambda n: self.progress.advance(task_id, n)
+
+
+def progress_bar(enabled: bool = True) -> Progress:
+    """The progress display of ``generate`` and ``demo``: bar, count, samples/s, ETA."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        disable=not enabled,
+    )
+
+
+def events_process(
+    events: str | None,
+    taxonomy: Taxonomy,
+    *,
+    steps: int | None,
+    **flags: Any,
+) -> ChangeProcess:
+    """The change process: ``events`` is a ``ChangeProcess`` JSON file (``--steps`` then
+    overrides its step count) or a comma-separated event list combined with the flags."""
+    from changen.cli.simulate import build_process
+
+    if events is not None and Path(events).is_file():
+        process = build_process(Path(events), taxonomy, steps=None, events=None, **flags)
+        return process if steps is None else dataclasses.replace(process, steps=steps)
+    return build_process(None, taxonomy, steps=steps, events=events, **flags)
+
+
+def summary(result: GenerationResult, layout: str) -> str:
+    """The closing lines: counts, throughput and where the output is."""
+    s = result.stats
+    rate = s.samples / s.seconds if s.seconds > 0 else 0.0
+    lines = [
+        f"generated {s.samples} samples ({s.pairs} pairs; {s.nochange} no-change, {s.skipped} "
+        f"skipped as empty) in {s.seconds:.1f} s, {rate:.2f} samples/s",
+    ]
+    if s.samples:
+        parts = ", ".join(
+            f"{key.removesuffix('_s')} {1000 * s.timing.get(key, 0.0) / s.samples:.1f}"
+            for key in ("read_s", "events_s", "synth_s", "write_s")
+        )
+        lines.append(f"ms per sample (summed over processes): {parts}")
+    if result.restored:
+        lines.append(f"resumed: {result.restored} samples were already committed")
+    lines.append(
+        f"dataset: {result.out} ({layout}, {result.manifest['counts'].get('samples', 0)} pairs "
+        f"in all); card: {result.card}; provenance: {result.out / 'manifest'}"
+    )
+    return "\n".join(lines)
+
+
+def generate(
+    source: Path = typer.Argument(..., help="Single-temporal labelled dataset (format detected)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (empty, or --resume)."),
+    synthesizer: str = typer.Option(
+        "copy_paste", help="Synthesizer name (copy_paste, inpaint) or a checkpoint folder."
+    ),
+    per_image: int = typer.Option(1, "--per-image", min=1, help="Variants per source crop."),
+    steps: int | None = typer.Option(
+        None, help="Time steps T; T > 1 also writes the series. (default: 1)"
+    ),
+    seed: int = typer.Option(0, help="Seed; sample i draws from SeedSequence((seed, i))."),
+    layout: str = typer.Option("levircd", help="Output layout: levircd, second or geotiff."),
+    events: str | None = typer.Option(
+        None,
+        help="Events: a comma list of create, remove, reclass, or a ChangeProcess JSON file. "
+        "(default: create,remove, plus reclass when the transition kernel fits)",
+    ),
+    count: str | None = typer.Option(None, help="Objects per event and step, LO:HI. (1:5)"),
+    scale: str | None = typer.Option(None, help="Scale of created objects, LO:HI. (0.5:1.5)"),
+    rotate: str | None = typer.Option(None, help="Rotation of created objects: any, 90, none."),
+    flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Mirror created objects."),
+    fill: str | None = typer.Option(None, help="Removed objects become: background, surrounding."),
+    kernel: Path | None = typer.Option(None, help="Transition kernel JSON for reclass."),
+    crop: int | None = typer.Option(None, min=1, help="Tile source items into CROP² windows."),
+    empty: str = typer.Option(
+        "nochange",
+        help="Items with no eligible objects: nochange (write a no-change pair) or skip.",
+    ),
+    executor: str = typer.Option("local", help="local or ray."),
+    address: str | None = typer.Option(None, help="Ray cluster address (default: start locally)."),
+    workers: int = typer.Option(
+        1, min=0, help="Processes for reading and events (0: a thread; Ray: event actors)."
+    ),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Samples per synthesizer call."),
+    threads: int | None = typer.Option(
+        None,
+        min=1,
+        help="Torch threads of the synthesizer (default: CPUs left by --workers; Ray: 1). "
+        "Keep it fixed to get the same bytes from a learned synthesizer on CPU across runs.",
+    ),
+    actors: int = typer.Option(1, min=1, help="Ray synthesizer actors."),
+    num_gpus: float | None = typer.Option(
+        None, help="GPUs per Ray synthesizer actor. (default: 1 if the cluster has GPUs)"
+    ),
+    device: str | None = typer.Option(None, help="Device of learned synthesizers (cpu, cuda)."),
+    shard_size: int = typer.Option(64, min=1, help="Samples committed at a time."),
+    format: str | None = typer.Option(None, "--format", "-f", help="Force the source format."),
+    taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the source masks."),
+    limit: int | None = typer.Option(None, min=1, help="Use only the first N source items."),
+    resume: bool = typer.Option(False, help="Finish an interrupted run in --out."),
+    overwrite: bool = typer.Option(False, help="Replace what --out holds."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Generate a change dataset: simulate events on the source masks, synthesise post-event
+    images, write shards (resumable) with provenance and a dataset card."""
+    from changen.data.readers import open_dataset
+    from changen.generation import GenerationConfig, RunOptions, generate_dataset
+
+    if resume and overwrite:
+        raise ConfigError("--resume keeps what --out holds and --overwrite deletes it; pick one")
+    reader = open_dataset(source, format=format, taxonomy=taxonomy)
+    process = events_process(
+        events,
+        reader.taxonomy,
+        steps=steps,
+        count=count,
+        scale=scale,
+        rotate=rotate,
+        flip=flip,
+        fill=fill,
+        kernel=kernel,
+        unlabeled=False,
+    )
+    config = GenerationConfig(
+        source=str(source),
+        synthesizer=synthesizer,
+        process=process,
+        layout=layout,
+        per_image=per_image,
+        seed=seed,
+        crop=crop,
+        empty=empty,  # type: ignore[arg-type]  # checked by GenerationConfig.check
+        format=format,
+        taxonomy=taxonomy,
+        limit=limit,
+        shard_size=shard_size,
+        synthesizer_options={} if device is None else {"device": device},
+    )
+    run = RunOptions(
+        executor=executor,
+        workers=workers,
+        batch_size=batch_size,
+        threads=threads,
+        synth_actors=actors,
+        num_gpus=num_gpus,
+        address=address,
+        resume=resume,
+        overwrite=overwrite,
+    )
+    with progress_bar(progress) as bar:
+        result = generate_dataset(config, out, run, RichProgress(bar))
+    Console().print(summary(result, layout), highlight=False, soft_wrap=True)

@@ -1,0 +1,257 @@
+"""Dataset generation at scale: GPCM (events, then synthesis) over a whole source dataset.
+
+:func:`generate_dataset` runs a :class:`GenerationConfig` (everything that decides the bytes of
+the output) with :class:`RunOptions` (how: executor, workers, batch size, resume), in this
+order: open the source, load the synthesizer and check it fits the source's taxonomy, build the
+plan (:mod:`.plan`), open the sharded output (:mod:`.shards`), run an executor
+(:mod:`.executors`), then write ``manifest.json`` and the dataset card (:mod:`.card`).
+
+The output is byte-identical for any executor, worker count, batch size and number of restarts,
+except the ``timing`` field of the manifest rows (a learned synthesizer on the CPU also needs
+the same torch thread count, ``RunOptions.threads``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from changen.data.writers import WRITERS
+from changen.errors import ConfigError, DataError, FormatError
+from changen.events import ChangeProcess
+from changen.generation.card import write_card
+from changen.generation.executors import EXECUTORS, RunStats, run_local, run_ray
+from changen.generation.pipeline import (
+    EMPTY_POLICIES,
+    EmptyPolicy,
+    Job,
+    SourceSpec,
+    config_hash,
+)
+from changen.generation.plan import Plan, SampleSpec, sample_rngs, scan_sizes
+from changen.generation.shards import DatasetOutput, read_rows
+from changen.sample import Taxonomy
+from changen.synthesis import load_synthesizer
+
+
+class ProgressSink(Protocol):
+    """Where progress goes: ``task(description, total)`` returns an ``advance(n)`` callback."""
+
+    def task(self, description: str, total: int) -> Callable[[int], None]: ...
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """What a run makes (saved as ``generation.json``; ``--resume`` must repeat it).
+
+    ``synthesizer`` is a name of :data:`changen.synthesis.SYNTHESIZERS` or a checkpoint
+    folder, loaded with ``synthesizer_options``; ``limit`` keeps the first source items;
+    ``crop`` tiles items into ``crop``² windows; ``empty`` is ``"nochange"`` or ``"skip"`` (see
+    :mod:`.pipeline`); ``shard_size`` samples are committed at a time.
+    """
+
+    source: str
+    synthesizer: str
+    process: ChangeProcess
+    layout: str = "levircd"
+    per_image: int = 1
+    seed: int = 0
+    crop: int | None = None
+    empty: EmptyPolicy = "nochange"
+    format: str | None = None
+    taxonomy: str | Taxonomy | None = None
+    limit: int | None = None
+    shard_size: int = 64
+    synthesizer_options: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Raise on values that are wrong whatever the data (before any work)."""
+        if self.layout not in WRITERS:
+            raise FormatError(f"unknown layout {self.layout!r}; choose one of {', '.join(WRITERS)}")
+        if self.empty not in EMPTY_POLICIES:
+            raise ConfigError(f"--empty {self.empty!r}: choose one of {', '.join(EMPTY_POLICIES)}")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"--limit {self.limit}: use at least one source item")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run executes: executor ``local`` or ``ray``, worker processes (Ray: event actors),
+    samples per batch, torch threads of the synthesizing process (see
+    :mod:`.executors`: the one option that can change a learned synthesizer's CPU output), Ray
+    synthesizer actors, GPUs per synthesizer actor and cluster address, and whether to resume
+    or overwrite ``out``."""
+
+    executor: str = "local"
+    workers: int = 1
+    batch_size: int = 8
+    threads: int | None = None
+    synth_actors: int = 1
+    num_gpus: float | None = None
+    address: str | None = None
+    resume: bool = False
+    overwrite: bool = False
+
+
+@dataclass
+class GenerationResult:
+    """Where the dataset is and what the run did (``restored``: samples of committed shards
+    found when resuming)."""
+
+    out: Path
+    planned: int
+    restored: int
+    stats: RunStats
+    manifest: dict[str, Any]
+    card: Path
+
+
+def _spec_string(spec: str) -> str:
+    path = Path(spec)
+    return str(path.resolve()) if path.is_dir() else spec
+
+
+def generate_dataset(
+    config: GenerationConfig,
+    out: str | Path,
+    run: RunOptions = RunOptions(),
+    progress: ProgressSink | None = None,
+) -> GenerationResult:
+    """Generate the dataset ``config`` describes into ``out`` (see the module docstring)."""
+    if run.executor not in EXECUTORS:
+        raise ConfigError(f"--executor {run.executor!r}: choose one of {', '.join(EXECUTORS)}")
+    config.check()
+    out = Path(out)
+    source = SourceSpec(
+        str(Path(config.source).resolve()),
+        config.format,
+        None if config.taxonomy is None else _taxonomy(config.taxonomy),
+    )
+    reader = source.open()
+    taxonomy = reader.taxonomy
+    spec = _spec_string(config.synthesizer)
+    synthesizer = load_synthesizer(spec, **config.synthesizer_options)
+    check = getattr(synthesizer, "check_taxonomy", None)
+    if check is not None:
+        check(taxonomy)
+    n_items = len(reader) if config.limit is None else min(config.limit, len(reader))
+    sizes = None
+    if config.crop is not None:
+        advance = progress.task("reading item sizes", n_items) if progress else None
+        sizes = scan_sizes(reader, n_items, advance)
+    plan = Plan(reader.names[:n_items], per_image=config.per_image, crop=config.crop, sizes=sizes)
+    synth_info = {"name": synthesizer.name, "config_hash": config_hash(synthesizer.config())}
+    saved = {
+        "source": {"path": source.path, "format": reader.format, "items": n_items},
+        "taxonomy": taxonomy.to_dict(),
+        "layout": config.layout,
+        "seed": config.seed,
+        "per_image": config.per_image,
+        "crop": config.crop,
+        "steps": config.process.steps,
+        "empty": config.empty,
+        "shard_size": config.shard_size,
+        "process": config.process.to_dict(),
+        "synthesizer": {"spec": spec, **synth_info, "config": synthesizer.config()},
+        "plan": plan.to_dict(),
+    }
+    job = Job(
+        source=source,
+        plan=plan,
+        process=config.process,
+        taxonomy=taxonomy,
+        seed=config.seed,
+        empty=config.empty,
+        synthesizer=spec,
+        synthesizer_options=dict(config.synthesizer_options),
+    )
+    output = _open_output(out, config, run, taxonomy, len(plan), saved, synth_info)
+    advance = progress.task("generating", len(output.todo())) if progress else None
+    try:
+        if run.executor == "ray":
+            stats = run_ray(
+                job,
+                output,
+                workers=run.workers,
+                synth_actors=run.synth_actors,
+                num_gpus=run.num_gpus,
+                batch_size=run.batch_size,
+                threads=run.threads,
+                address=run.address,
+                progress=advance,
+            )
+        else:
+            stats = run_local(
+                job,
+                output,
+                synthesizer,
+                workers=run.workers,
+                batch_size=run.batch_size,
+                threads=run.threads,
+                progress=advance,
+            )
+    except BaseException as e:
+        output.discard_uncommitted()
+        if isinstance(e, OSError):
+            raise _write_error(out, e) from e
+        raise
+    try:
+        manifest = output.close()
+        card = write_card(out, saved, read_rows(out), manifest)
+    except OSError as e:
+        raise _write_error(out, e) from e
+    return GenerationResult(out, len(plan), output.restored, stats, manifest, card)
+
+
+def _open_output(
+    out: Path,
+    config: GenerationConfig,
+    run: RunOptions,
+    taxonomy: Taxonomy,
+    n_samples: int,
+    saved: dict[str, Any],
+    synth_info: dict[str, str],
+) -> DatasetOutput:
+    try:
+        return DatasetOutput(
+            out,
+            config.layout,
+            taxonomy,
+            n_samples=n_samples,
+            shard_size=config.shard_size,
+            seed=config.seed,
+            config=saved,
+            synthesizer=synth_info,
+            resume=run.resume,
+            overwrite=run.overwrite,
+        )
+    except OSError as e:
+        raise _write_error(out, e) from e
+
+
+def _write_error(out: Path, e: OSError) -> DataError:
+    return DataError(
+        f"{out}: cannot write the dataset ({e.strerror or e}); free disk space or choose a "
+        f"writable --out, then rerun with --resume (committed shards are kept)"
+    )
+
+
+def _taxonomy(value: str | Taxonomy) -> Taxonomy:
+    from changen.taxonomies import get_taxonomy
+
+    return get_taxonomy(value) if isinstance(value, str) else value
+
+
+__all__ = [
+    "GenerationConfig",
+    "GenerationResult",
+    "Plan",
+    "ProgressSink",
+    "RunOptions",
+    "RunStats",
+    "SampleSpec",
+    "generate_dataset",
+    "sample_rngs",
+]

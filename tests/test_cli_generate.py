@@ -1,0 +1,132 @@
+"""``changen generate``, ``changen gallery`` and ``changen demo`` through a small typer app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from changen.cli.demo import demo, demo_checkpoint
+from changen.cli.gallery import gallery
+from changen.cli.generate import generate
+from changen.data.readers import open_dataset
+from changen.errors import ConfigError, FormatError
+from test_generation_fixtures import register_fakes, small_process, world_source
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer()
+    app.command("generate")(generate)
+    app.command("gallery")(gallery)
+    app.command("demo")(demo)
+
+    @app.callback()
+    def _root() -> None:
+        """Test app holding the generation commands."""
+
+    return app
+
+
+def invoke(*args: str | Path):
+    return CliRunner().invoke(make_app(), [*map(str, args)])
+
+
+@pytest.fixture(autouse=True)
+def _fakes(monkeypatch: pytest.MonkeyPatch) -> None:
+    register_fakes(monkeypatch)
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    return world_source(tmp_path / "src")
+
+
+def test_generate_from_flags_prints_a_summary(source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = invoke(
+        "generate", source, "--out", out, "--synthesizer", "noise_fill", "--per-image", "2",
+        "--events", "remove", "--count", "1:2", "--fill", "surrounding", "--seed", "5",
+        "--workers", "0", "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "generated 8 samples (8 pairs; 0 no-change, 0 skipped as empty)" in result.output
+    assert f"dataset: {out} (levircd, 8 pairs in all)" in result.output
+    saved = json.loads((out / "generation.json").read_text())["config"]
+    assert saved["seed"] == 5 and saved["per_image"] == 2
+    assert [e["kind"] for e in saved["process"]["events"]] == ["remove"]
+    assert len(open_dataset(out)) == 8
+
+
+def test_generate_takes_a_process_json_and_steps(source: Path, tmp_path: Path) -> None:
+    config = tmp_path / "process.json"
+    config.write_text(json.dumps(small_process().to_dict()))
+    out = tmp_path / "out"
+    result = invoke(
+        "generate", source, "--out", out, "--synthesizer", "noise_fill", "--events", config,
+        "--steps", "2", "--layout", "second", "--limit", "2", "--workers", "0", "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "generation.json").read_text())["config"]
+    assert saved["steps"] == 2 and saved["layout"] == "second" and saved["source"]["items"] == 2
+    assert len(list((out / "series").iterdir())) == 2
+    assert len(open_dataset(out)) == 4  # 2 items × 2 consecutive pairs
+
+
+def test_generate_errors(source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    base = ["generate", source, "--out", out, "--synthesizer", "noise_fill", "--workers", "0"]
+    cases = [
+        (["--layout", "coco"], FormatError, "unknown layout 'coco'"),
+        (["--resume", "--overwrite"], ConfigError, "pick one"),
+        (["--crop", "100"], ConfigError, "--crop 100 is larger than item"),
+        (["--executor", "dask"], ConfigError, "--executor 'dask'"),
+    ]
+    for extra, error, message in cases:
+        result = invoke(*base, *extra)
+        assert isinstance(result.exception, error), result.output
+        assert message in str(result.exception)
+    assert not out.exists()
+
+
+def test_gallery_command_writes_the_page(source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert invoke("generate", source, "--out", out, "--synthesizer", "noise_fill",
+                  "--workers", "0", "--no-progress").exit_code == 0  # fmt: skip
+    result = invoke("gallery", out, "--limit", "3", "--thumb", "64")
+    assert result.exit_code == 0, result.output
+    page = out / "gallery" / "index.html"
+    assert result.output.strip() == f"gallery: {page.resolve().as_uri()}"
+    assert page.read_text().count('class="card"') == 3
+
+
+def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = invoke(
+        "demo", "--out", out, "--synthesizer", "copy_paste", "--n", "3", "--size", "64",
+        "--workers", "0", "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    for line in (f"source:  {out / 'source'}", f"dataset: {out / 'dataset'}", "gallery: file://"):
+        assert line in result.output
+    assert "demo finished in" in result.output
+    assert len(open_dataset(out / "dataset")) == 3
+    assert (out / "dataset" / "gallery" / "index.html").is_file()
+    assert invoke("demo", "--out", out, "--synthesizer", "copy_paste").exit_code != 0
+    again = invoke("demo", "--out", out, "--synthesizer", "copy_paste", "--n", "2",
+                   "--size", "64", "--workers", "0", "--overwrite", "--no-progress")  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert len(open_dataset(out / "dataset")) == 2
+
+
+def test_demo_without_the_shipped_checkpoint_says_what_to_do(tmp_path: Path) -> None:
+    if (demo_checkpoint() / "config.json").is_file():
+        pytest.skip("the demo checkpoint is installed")
+    result = invoke("demo", "--out", tmp_path / "demo")
+    assert isinstance(result.exception, ConfigError)
+    assert "demo_gan" in str(result.exception) and "--synthesizer copy_paste" in str(
+        result.exception
+    )
+    assert not (tmp_path / "demo").exists()
