@@ -1,0 +1,463 @@
+"""``changen detect``: train, fine-tune, evaluate and run change detectors; model facts.
+
+A thin layer over :mod:`changen.training.detector` (training, checkpoints, evaluation) and
+:mod:`changen.detectors.inference` (sliding-window prediction). Model and backbone names are
+forgiving: case, ``-`` / ``_`` and ``×`` / ``x`` do not matter (``ChangeStar-1x96``,
+``resnet-18``, ``MiT-B1``), and ``r18`` means ``resnet18``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from changen.errors import ConfigError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from changen.training.detector import DetectorTrainConfig, EvalResult
+
+app = typer.Typer(
+    help="Change detectors: train, fine-tune, evaluate, predict, model facts.",
+    no_args_is_help=True,
+)
+
+_ALIASES = {
+    "r18": "resnet18",
+    "res18": "resnet18",
+    "mitb1": "mit_b1",
+    "changestar": "changestar_1x96",
+}
+
+# Options shared by train and finetune (typer reads them as defaults of both signatures).
+DATA = typer.Option(..., "--data", help="Training data: a change dataset, or scenes for STAR.")
+FORMAT = typer.Option(None, "--format", "-f", help="Force the data format (else detected).")
+TAXONOMY = typer.Option(None, help="Built-in taxonomy of the masks (else the dataset's).")
+OUT = typer.Option(..., "--out", "-o", help="Run folder (empty, or --resume / --overwrite).")
+MODE = typer.Option(
+    "supervised", help="supervised (change pairs), star or gstar (single-temporal scenes)."
+)
+STEPS = typer.Option(None, help="Train this many steps (instead of --epochs).")
+BATCH = typer.Option(16, "--batch-size", help="Batch size per device.")
+CROP = typer.Option(256, help="Training crop size (a multiple of 32).")
+LR = typer.Option(None, help="Base learning rate. (default: 0.03 for sgd, 1e-4 for adamw)")
+OPTIMIZER = typer.Option("sgd", help="sgd (momentum 0.9) or adamw; poly(0.9) schedule.")
+WEIGHT_DECAY = typer.Option(None, help="Weight decay. (default: 1e-4 for sgd, 0.01 for adamw)")
+PRECISION = typer.Option("32", help="32 or bf16 (autocast).")
+ACCELERATOR = typer.Option("auto", help="auto, cpu or gpu (Lightning Fabric).")
+DEVICES = typer.Option("auto", help="Devices: auto, a count (2) or ids (0,1).")
+STRATEGY = typer.Option("auto", help="auto or ddp.")
+WORKERS = typer.Option(0, "--workers", help="Data-loading worker processes.")
+SEED = typer.Option(0, help="Seed of initialisation, subset, pairing and augmentation.")
+FRACTION = typer.Option(1.0, help="Train on this deterministic fraction of the data (0.05).")
+VAL = typer.Option(None, help="Change dataset evaluated after every epoch and at the end.")
+VAL_FORMAT = typer.Option(None, help="Force the --val format.")
+SEMANTIC = typer.Option(
+    True, "--semantic/--no-semantic", help="Train a semantic head when the data have masks."
+)
+OBJECTS = typer.Option(
+    None, help="Class ids that make binary object masks, e.g. 8 or 2,3 (default: all classes)."
+)
+CHECKPOINT_EVERY = typer.Option(0, help="Checkpoint every N steps (0: each epoch) and at the end.")
+VALIDATE_EVERY = typer.Option(0, help="Validate every N steps (0: each epoch) and at the end.")
+LOG_EVERY = typer.Option(10, help="Log the training loss every N steps.")
+RESUME = typer.Option(False, help="Continue the run in --out from its newest checkpoint.")
+OVERWRITE = typer.Option(False, help="Allow a non-empty --out (its checkpoints are replaced).")
+PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")
+
+
+def canonical(name: str) -> str:
+    """A model or backbone name as ``MODELS`` / ``BACKBONES`` spell it."""
+    key = name.strip().lower().replace("-", "_").replace(" ", "_").replace("×", "x")
+    key = _ALIASES.get(key.replace("_", ""), key)
+    from changen.detectors import BACKBONES, MODELS
+
+    for known in (*MODELS, *BACKBONES):
+        if key.replace("_", "") == known.replace("_", ""):
+            return known
+    return key
+
+
+def _device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _object_classes(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(
+            f"--objects {text!r}: give class ids separated by commas, e.g. 2,3"
+        ) from None
+
+
+def _train_config(model: str, backbone: str | None, **settings: Any) -> DetectorTrainConfig:
+    from changen.training.detector import DetectorTrainConfig
+    from changen.training.detector_aug import PairAugmentConfig
+
+    optimizer = settings["optimizer"]
+    lr = settings.pop("lr")
+    weight_decay = settings.pop("weight_decay")
+    return DetectorTrainConfig(
+        model=canonical(model),
+        backbone=None if backbone is None else canonical(backbone),
+        aug=PairAugmentConfig(crop=settings.pop("crop")),
+        lr=lr if lr is not None else (0.03 if optimizer == "sgd" else 1e-4),
+        weight_decay=(
+            weight_decay if weight_decay is not None else (1e-4 if optimizer == "sgd" else 0.01)
+        ),
+        object_classes=_object_classes(settings.pop("objects")),
+        **settings,
+    )
+
+
+def _run(
+    config: DetectorTrainConfig,
+    data: Path,
+    format: str | None,
+    taxonomy: str | None,
+    out: Path,
+    val: Path | None,
+    val_format: str | None,
+    init: Path | None,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+) -> None:
+    from changen.data.readers import open_dataset
+    from changen.training.detector import train_detector
+
+    reader = open_dataset(data, format=format, taxonomy=taxonomy)
+    val_reader = None
+    if val is not None:
+        val_reader = open_dataset(val, format=val_format, taxonomy=taxonomy)
+    sources = {"data": str(data), "format": format, "val": None if val is None else str(val)}
+    result = train_detector(
+        config,
+        reader,
+        out,
+        val=val_reader,
+        init=init,
+        resume=resume,
+        overwrite=overwrite,
+        progress=progress,
+        sources=sources,
+    )
+    line = f"trained {result.step} steps; checkpoint {result.checkpoint}"
+    if result.val is not None:
+        s = result.val.scores
+        line += f"; val F1 {s.f1:.4f} IoU {s.iou:.4f} P {s.precision:.4f} R {s.recall:.4f}"
+    typer.echo(line)
+
+
+@app.command()
+def train(
+    data: Path = DATA,
+    out: Path = OUT,
+    format: str | None = FORMAT,
+    taxonomy: str | None = TAXONOMY,
+    model: str = typer.Option("changestar_1x96", help="Detector: changestar_1x96, fc_siam_diff…"),
+    backbone: str | None = typer.Option(
+        None, help="Backbone: resnet18 or mit_b1. (default: the model's, resnet18)"
+    ),
+    mode: str = MODE,
+    epochs: int = typer.Option(20, help="Training epochs (Changen pre-training: 20)."),
+    steps: int | None = STEPS,
+    batch_size: int = BATCH,
+    crop: int = CROP,
+    lr: float | None = LR,
+    optimizer: str = OPTIMIZER,
+    weight_decay: float | None = WEIGHT_DECAY,
+    precision: str = PRECISION,
+    accelerator: str = ACCELERATOR,
+    devices: str = DEVICES,
+    strategy: str = STRATEGY,
+    workers: int = WORKERS,
+    seed: int = SEED,
+    train_fraction: float = FRACTION,
+    val: Path | None = VAL,
+    val_format: str | None = VAL_FORMAT,
+    semantic: bool = SEMANTIC,
+    objects: str | None = OBJECTS,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    validate_every: int = VALIDATE_EVERY,
+    log_every: int = LOG_EVERY,
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE,
+    progress: bool = PROGRESS,
+) -> None:
+    """Train a change detector: supervised on change pairs, or STAR / G-STAR on scenes."""
+    config = _train_config(
+        model,
+        backbone,
+        mode=mode,
+        epochs=epochs,
+        steps=steps,
+        batch_size=batch_size,
+        crop=crop,
+        lr=lr,
+        optimizer=optimizer,
+        weight_decay=weight_decay,
+        precision=precision,
+        accelerator=accelerator,
+        devices=devices,
+        strategy=strategy,
+        num_workers=workers,
+        seed=seed,
+        train_fraction=train_fraction,
+        semantic=semantic,
+        objects=objects,
+        checkpoint_every=checkpoint_every,
+        validate_every=validate_every,
+        log_every=log_every,
+    )
+    _run(config, data, format, taxonomy, out, val, val_format, None, resume, overwrite, progress)
+
+
+@app.command()
+def finetune(
+    init: Path = typer.Option(..., help="Checkpoint (or run folder) whose weights start from."),
+    data: Path = DATA,
+    out: Path = OUT,
+    format: str | None = FORMAT,
+    taxonomy: str | None = TAXONOMY,
+    mode: str = MODE,
+    epochs: int = typer.Option(200, help="Training epochs (Changen fine-tuning: 200)."),
+    steps: int | None = STEPS,
+    batch_size: int = BATCH,
+    crop: int = CROP,
+    lr: float | None = LR,
+    optimizer: str = OPTIMIZER,
+    weight_decay: float | None = WEIGHT_DECAY,
+    precision: str = PRECISION,
+    accelerator: str = ACCELERATOR,
+    devices: str = DEVICES,
+    strategy: str = STRATEGY,
+    workers: int = WORKERS,
+    seed: int = SEED,
+    train_fraction: float = FRACTION,
+    val: Path | None = VAL,
+    val_format: str | None = VAL_FORMAT,
+    semantic: bool = SEMANTIC,
+    objects: str | None = OBJECTS,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    validate_every: int = VALIDATE_EVERY,
+    log_every: int = LOG_EVERY,
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE,
+    progress: bool = PROGRESS,
+) -> None:
+    """Fine-tune a trained detector (weights only) on --train-fraction of a dataset."""
+    from changen.training.checkpoint import load_config
+    from changen.training.detector import resolve_checkpoint
+
+    saved = load_config(resolve_checkpoint(init))
+    config = _train_config(
+        saved["model"],
+        saved["model_config"].get("backbone"),
+        mode=mode,
+        epochs=epochs,
+        steps=steps,
+        batch_size=batch_size,
+        crop=crop,
+        lr=lr,
+        optimizer=optimizer,
+        weight_decay=weight_decay,
+        precision=precision,
+        accelerator=accelerator,
+        devices=devices,
+        strategy=strategy,
+        num_workers=workers,
+        seed=seed,
+        train_fraction=train_fraction,
+        semantic=semantic,
+        objects=objects,
+        checkpoint_every=checkpoint_every,
+        validate_every=validate_every,
+        log_every=log_every,
+    )
+    _run(config, data, format, taxonomy, out, val, val_format, init, resume, overwrite, progress)
+
+
+def load_model(ckpt: Path | None, official: Path | None, backbone: str | None) -> nn.Module:
+    """The detector of ``--ckpt``, or an official ChangeStar 1×96 from ``--official-weights``."""
+    if ckpt is not None and official is None:
+        from changen.training.detector import load_detector
+
+        return load_detector(ckpt)[0]
+    if official is not None and ckpt is None:
+        from changen.detectors import ChangeStar, load_official_changestar
+
+        model = ChangeStar(canonical(backbone or "resnet18"), symmetric=False)
+        return load_official_changestar(official, model).eval()
+    raise ConfigError("give exactly one of --ckpt CKPT and --official-weights FILE")
+
+
+CKPT = typer.Option(None, help="Checkpoint or run folder of `changen detect train`.")
+OFFICIAL = typer.Option(
+    None, "--official-weights", help="Official ChangeStar 1x96 checkpoint file (Z-Zheng/Changen)."
+)
+OFFICIAL_BACKBONE = typer.Option(
+    None, help="Backbone of --official-weights: resnet18 or mit_b1. (default: resnet18)"
+)
+DEVICE = typer.Option("auto", help="auto, cpu, cuda or cuda:N.")
+THRESHOLD = typer.Option(0.5, help="Change where the probability exceeds this.")
+
+
+def _print_scores(result: EvalResult, title: str) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result.summary().items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    Console().print(table)
+
+
+@app.command("eval")
+def evaluate(
+    data: Path = typer.Option(..., "--data", help="Change dataset to evaluate on."),
+    ckpt: Path | None = CKPT,
+    official_weights: Path | None = OFFICIAL,
+    backbone: str | None = OFFICIAL_BACKBONE,
+    format: str | None = FORMAT,
+    taxonomy: str | None = TAXONOMY,
+    split: str | None = typer.Option(None, help="Evaluate one split (e.g. test)."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Images per forward pass."),
+    device: str = DEVICE,
+    precision: str = PRECISION,
+    threshold: float = THRESHOLD,
+    csv: Path | None = typer.Option(
+        None, help="Per-image CSV. (default: eval_<data folder>.csv here)"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    progress: bool = PROGRESS,
+) -> None:
+    """Precision, recall, F1 and IoU of the change class over the whole split, + per image."""
+    from rich.progress import Progress
+
+    from changen.data.atomic import write_text_atomic
+    from changen.data.readers import open_dataset
+    from changen.training.detector import evaluate_detector
+    from changen.training.detector_data import ChangePairDataset, SegSpec
+
+    options = {"split": split} if split else {}
+    reader = open_dataset(data, format=format, taxonomy=taxonomy, **options)
+    if reader.kind != "change":
+        raise ConfigError(f"{data}: evaluation needs a change dataset, got a {reader.kind} one")
+    model = load_model(ckpt, official_weights, backbone)
+    dev = _device(device)
+    model.to(dev)
+    dataset = ChangePairDataset(reader, SegSpec.from_taxonomy(reader.taxonomy))
+    with Progress(disable=not progress or as_json, transient=True) as bar:
+        task = bar.add_task("eval", total=len(dataset))
+        result = evaluate_detector(
+            model,
+            dataset,
+            batch_size=batch_size,
+            device=dev,
+            precision=precision,
+            threshold=threshold,
+            on_batch=lambda n: bar.advance(task, n),
+        )
+    csv_path = csv or Path(f"eval_{Path(data).resolve().name}.csv")
+    write_text_atomic(csv_path, result.per_image_csv())
+    if as_json:
+        typer.echo(json.dumps(result.summary() | {"per_image_csv": str(csv_path)}))
+        return
+    _print_scores(result, f"{data} ({len(dataset)} images)")
+    typer.echo(f"per-image scores: {csv_path}")
+
+
+@app.command()
+def predict(
+    t1: Path = typer.Argument(..., help="Pre-event image (GeoTIFF, PNG, JPEG)."),
+    t2: Path = typer.Argument(..., help="Post-event image, co-registered with T1."),
+    out: Path = typer.Option(..., "--out", "-o", help="Change map: CHANGE.tif or CHANGE.png."),
+    ckpt: Path | None = CKPT,
+    official_weights: Path | None = OFFICIAL,
+    backbone: str | None = OFFICIAL_BACKBONE,
+    tile: int = typer.Option(512, help="Sliding-window tile size in pixels."),
+    overlap: int = typer.Option(64, help="Overlap of neighbouring tiles in pixels."),
+    threshold: float = THRESHOLD,
+    batch_size: int = typer.Option(4, "--batch-size", help="Tiles per forward pass."),
+    device: str = DEVICE,
+    precision: str = PRECISION,
+    preview: bool = typer.Option(True, "--preview/--no-preview", help="Write CHANGE.preview.png."),
+    overwrite: bool = typer.Option(False, help="Replace an existing change map."),
+    progress: bool = PROGRESS,
+) -> None:
+    """Change map of an image pair of any size (sliding window); GeoTIFF keeps its georeference."""
+    from rich.progress import Progress
+
+    from changen.detectors.inference import predict_files
+
+    model = load_model(ckpt, official_weights, backbone)
+    dev = _device(device)
+    model.to(dev)
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("predict", total=None)
+        result = predict_files(
+            model,
+            t1,
+            t2,
+            out,
+            threshold=threshold,
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
+            device=dev,
+            precision=precision,
+            preview=preview,
+            overwrite=overwrite,
+            on_tile=lambda n, total: bar.update(task, advance=n, total=total),
+        )
+    extra = f" and {result.preview}" if result.preview else ""
+    geo = " (georeferenced)" if result.georef is not None else ""
+    typer.echo(f"wrote {result.out}{geo}{extra}: {100 * result.changed_fraction:.2f}% changed")
+
+
+@app.command()
+def info(
+    model: str = typer.Option("changestar_1x96", help="Detector name."),
+    backbone: str | None = typer.Option(None, help="Backbone name. (default: the model's)"),
+    size: int = typer.Option(256, help="Input size of the FLOP count (a multiple of 32)."),
+    flops: bool = typer.Option(True, "--flops/--no-flops", help="Count FLOPs (one forward)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Parameter count (and FLOPs of one forward at --size²) of a detector."""
+    import torch
+
+    from changen.detectors import build_detector
+    from changen.detectors.inference import model_cost
+
+    name = canonical(model)
+    bb = None if backbone is None else canonical(backbone)
+    with torch.random.fork_rng(devices=[]):
+        net = build_detector(name, backbone=bb)
+    facts: dict[str, Any] = {"model": name, "backbone": getattr(net, "config", {}).get("backbone")}
+    if flops:
+        facts |= model_cost(net, size)
+    else:
+        facts["params"] = sum(p.numel() for p in net.parameters())
+    if as_json:
+        typer.echo(json.dumps(facts))
+        return
+    table = Table(title=f"{name} ({facts['backbone'] or 'own encoder'})")
+    table.add_column("fact")
+    table.add_column("value", justify="right")
+    table.add_row("parameters", f"{facts['params']:,} ({facts['params'] / 1e6:.2f} M)")
+    if "flops" in facts:
+        table.add_row(f"FLOPs at {size}² (pair)", f"{facts['flops'] / 1e9:.2f} G")
+    Console().print(table)

@@ -1,0 +1,716 @@
+"""Change-detector training on Lightning Fabric: supervised bitemporal, STAR and G-STAR.
+
+:func:`train_detector` runs one training (pre-training, or fine-tuning from ``init`` weights)
+on 1..N devices (Fabric: CPU, GPUs, DDP; fp32 or bf16 autocast) and writes a run folder::
+
+    RUN/config.json                 the training config and data sources
+    RUN/metrics.csv, RUN/curves.png training losses (rank 0's), lr, s/step, validation
+                                    scores (:class:`changen.training.logs.MetricsLog`)
+    RUN/checkpoints/step-<N>/       the newest ``keep_checkpoints`` checkpoints (see below)
+
+A checkpoint (:mod:`changen.training.checkpoint`) holds ``model.safetensors``, a
+``config.json`` (``kind: changen_detector``, the model name and constructor arguments, the
+segmentation targets, the taxonomy, the training config, step) and ``state.pt`` (optimizer,
+step, epoch, position in the epoch, torch RNG states), so ``resume=True`` continues exactly
+where the newest checkpoint left off: the same batches, the same weights as an uninterrupted
+run (bitwise in one CPU process; under DDP the other ranks' RNG streams are not saved);
+``metrics.csv`` drops the rows logged after that checkpoint. Checkpoints are written every
+``checkpoint_every`` steps (0: at the end of every epoch) and at the end; validation runs
+every ``validate_every`` steps (0: every epoch) and at the end.
+
+Losses (FACTS §6). Change: BCE on the change logits (+ soft dice), ignore pixels excluded; a
+temporally symmetric ChangeStar supervises both orderings, 0.5·(L(t1→t2) + L(t2→t1)).
+Segmentation (ChangeStar with a semantic head, when masks are known): K = 1 (binary objects)
+BCE + dice, else cross-entropy; supervised mode uses both dates, STAR / G-STAR the t1 date.
+Optimiser: SGD (momentum 0.9, weight decay 1e-4, lr 0.03) or AdamW, with the poly schedule
+lr = base · (1 − step/total)^0.9 — Changen's pre-training and fine-tuning recipe.
+
+The loop seeds torch inside :func:`torch.random.fork_rng`, so model initialisation and dropout
+are reproducible and the caller's global RNG state is left as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+from torch.utils.data import DataLoader
+
+from changen import __version__
+from changen.data.atomic import write_text_atomic
+from changen.data.output import check_output_dir
+from changen.data.readers.base import Reader
+from changen.detectors import ChangeOutput, build_detector
+from changen.errors import ConfigError, DataError
+from changen.metrics.change import ChangeScores, confusion_counts, scores_from_counts
+from changen.training.checkpoint import (
+    load_config,
+    load_state,
+    load_weights,
+    save_checkpoint,
+    unwrap,
+)
+from changen.training.detector_aug import IGNORE, PairAugmentConfig
+from changen.training.detector_data import (
+    ChangePairDataset,
+    EpochBatchSampler,
+    SegSpec,
+    StarPairDataset,
+    pad_collate,
+    subset_indices,
+)
+from changen.training.logs import MetricsLog
+
+Mode = Literal["supervised", "star", "gstar"]
+KIND = "changen_detector"
+MODES = ("supervised", "star", "gstar")
+_SEMANTIC_MODELS = ("changestar_1x96", "changestar_4x16")
+SCORE_NAMES = ("precision", "recall", "f1", "iou")
+#: Axes of ``curves.png``: metric-name substring → axis title.
+CURVE_GROUPS = {"loss": "loss", "validation": "val_"}
+#: Settings that may change when a run is resumed (where and how fast it runs, not what).
+RUNTIME_SETTINGS = ("accelerator", "devices", "strategy", "num_workers", "eval_batch_size")
+
+
+@dataclass(frozen=True)
+class DetectorTrainConfig:
+    """Everything that defines a detector training run (saved in the run and checkpoints).
+
+    Give ``epochs`` or ``steps`` (``steps`` wins when both are set). ``semantic``: train a
+    semantic head when the data have masks (ChangeStar only). ``symmetric``: temporally
+    symmetric ChangeMixin (``None``: on for STAR / G-STAR, off for supervised). ``dice``:
+    add soft dice to the change BCE (``None``: on for supervised, off for STAR as in the
+    paper). ``object_classes``: class ids that make the binary object masks (``None``: see
+    :meth:`SegSpec.from_taxonomy`). ``self_prob``: G-STAR's self-pair probability.
+    ``train_fraction``: the deterministic subset of :func:`subset_indices`.
+    """
+
+    model: str = "changestar_1x96"
+    backbone: str | None = None
+    mode: Mode = "supervised"
+    semantic: bool = True
+    symmetric: bool | None = None
+    object_classes: tuple[int, ...] | None = None
+    epochs: int | None = 20
+    steps: int | None = None
+    batch_size: int = 16
+    aug: PairAugmentConfig = field(default_factory=PairAugmentConfig)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 0.03
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    poly_power: float = 0.9
+    dice: bool | None = None
+    self_prob: float = 0.5
+    train_fraction: float = 1.0
+    precision: Literal["32", "bf16"] = "32"
+    accelerator: str = "auto"
+    devices: str = "auto"
+    strategy: str = "auto"
+    num_workers: int = 0
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 0
+    validate_every: int = 0
+    keep_checkpoints: int = 2
+    eval_batch_size: int = 4
+    threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ConfigError(f"optimizer {self.optimizer!r}: choose sgd or adamw")
+        if self.precision not in ("32", "bf16"):
+            raise ConfigError(f"precision {self.precision!r}: choose 32 or bf16")
+        if self.steps is None and self.epochs is None:
+            raise ConfigError("give the training length: epochs or steps")
+        for name in ("epochs", "steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name}={value} must be at least 1")
+        for name in ("batch_size", "eval_batch_size", "log_every", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must be at least 1")
+        for name in ("checkpoint_every", "validate_every", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)} must be at least 0")
+        if self.lr <= 0:
+            raise ConfigError(f"learning rate {self.lr} must be positive")
+        if not 0 < self.threshold < 1:
+            raise ConfigError(f"threshold {self.threshold} must lie strictly between 0 and 1")
+
+    @property
+    def use_dice(self) -> bool:
+        return self.mode == "supervised" if self.dice is None else self.dice
+
+    @property
+    def use_symmetric(self) -> bool:
+        return self.mode != "supervised" if self.symmetric is None else self.symmetric
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["aug"] = self.aug.to_dict()
+        if self.object_classes is not None:
+            out["object_classes"] = list(self.object_classes)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DetectorTrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown detector training settings {unknown}")
+        values = dict(data)
+        if "aug" in values:
+            aug = dict(values["aug"])
+            aug["scale"] = tuple(aug.get("scale", PairAugmentConfig.scale))
+            values["aug"] = PairAugmentConfig(**aug)
+        if values.get("object_classes") is not None:
+            values["object_classes"] = tuple(values["object_classes"])
+        return cls(**values)
+
+
+@dataclass
+class EvalResult:
+    """Whole-split scores and one row per image (name, counts, precision/recall/F1/IoU)."""
+
+    scores: ChangeScores
+    per_image: list[dict[str, Any]]
+
+    def summary(self) -> dict[str, Any]:
+        return asdict(self.scores) | {"images": len(self.per_image)}
+
+    def per_image_csv(self) -> str:
+        buf = io.StringIO()
+        columns = ["name", "tp", "fp", "fn", "tn", "precision", "recall", "f1", "iou"]
+        writer = csv.DictWriter(buf, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.per_image)
+        return buf.getvalue()
+
+
+@dataclass
+class TrainResult:
+    """Where the final checkpoint is, how far training went, the logged metrics
+    (``(step, {name: value})`` rows of ``metrics.csv``) and the last validation result."""
+
+    checkpoint: Path
+    step: int
+    history: list[tuple[int, dict[str, float]]]
+    val: EvalResult | None = None
+
+
+# ---------------------------------------------------------------------------- models
+
+
+def build_model(config: DetectorTrainConfig, seg_classes: int | None) -> nn.Module:
+    """The detector of ``config``; a semantic head of ``seg_classes`` outputs when given
+    (ChangeStar with ``config.semantic``)."""
+    kw: dict[str, Any] = {}
+    if config.model in _SEMANTIC_MODELS:
+        kw["symmetric"] = config.use_symmetric
+        kw["num_semantic_classes"] = seg_classes if config.semantic else None
+    return build_detector(config.model, backbone=config.backbone, **kw)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint folder from itself or from a run folder (its newest checkpoint)."""
+    path = Path(path)
+    if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
+        return path
+    newest = _checkpoints(path / "checkpoints")
+    if newest:
+        return newest[-1]
+    raise DataError(
+        f"{path}: not a detector checkpoint nor a run folder with checkpoints/; "
+        f"give RUN or RUN/checkpoints/step-<N> of `changen detect train`"
+    )
+
+
+def _checkpoints(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step-")]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def load_detector(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The detector of a checkpoint (or run folder) in eval mode, and its checkpoint config."""
+    folder = resolve_checkpoint(path)
+    config = load_config(folder)
+    if config.get("kind") != KIND:
+        raise DataError(
+            f"{folder}: a {config.get('kind', 'unknown')!r} checkpoint, not a change detector"
+        )
+    model = build_detector(config["model"], **config["model_config"])
+    load_weights(folder, {"model": model})
+    return model.eval(), config
+
+
+def init_weights(model: nn.Module, path: str | Path) -> list[str]:
+    """Load a checkpoint's weights into ``model`` (fine-tuning): every parameter must match
+    except the semantic head, which is kept fresh when its shape differs. Returns the keys
+    left at their initial values."""
+    folder = resolve_checkpoint(path)
+    weights = load_file(str(folder / "model.safetensors"))
+    own = unwrap(model).state_dict()
+    usable = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    fresh = sorted(k for k in own if k not in usable)
+    blocking = [k for k in fresh if not k.startswith("semantic_head.")]
+    if blocking:
+        raise ConfigError(
+            f"{folder}: its weights (model {load_config(folder).get('model')!r}) do not fit "
+            f"the model being trained ({len(blocking)} keys, e.g. {blocking[0]}); fine-tune "
+            f"with the checkpoint's own model and backbone"
+        )
+    unwrap(model).load_state_dict(usable, strict=False)
+    return fresh
+
+
+# ---------------------------------------------------------------------------- losses
+
+
+def _valid_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean BCE over non-ignore pixels (0 when there are none) of (B, 1, H, W) logits."""
+    valid = target != IGNORE
+    loss = F.binary_cross_entropy_with_logits(
+        logits[:, 0].float(), (target == 1).float(), reduction="none"
+    )
+    return (loss * valid).sum() / valid.sum().clamp(min=1)
+
+
+def _valid_dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Soft dice loss 1 − 2|P∩T| / (|P| + |T|) over the batch's non-ignore pixels."""
+    valid = (target != IGNORE).float()
+    prob = torch.sigmoid(logits[:, 0].float()) * valid
+    truth = (target == 1).float() * valid
+    return 1 - (2 * (prob * truth).sum() + 1) / (prob.sum() + truth.sum() + 1)
+
+
+def _seg_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if logits.shape[1] == 1:
+        return _valid_bce(logits, target) + _valid_dice(logits, target)
+    valid = target != IGNORE
+    if not bool(valid.any()):
+        return logits.sum() * 0
+    return F.cross_entropy(logits.float(), target.long(), ignore_index=IGNORE)
+
+
+def detector_loss(
+    out: ChangeOutput, batch: dict[str, torch.Tensor], config: DetectorTrainConfig
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Total loss of one batch and its parts (see the module docstring)."""
+    change = batch["change"]
+    orderings = [o for o in (out.change, out.change_t2t1) if o is not None]
+    change_loss = torch.stack(
+        [
+            _valid_bce(o, change) + (_valid_dice(o, change) if config.use_dice else 0)
+            for o in orderings
+        ]
+    ).mean()
+    parts = {"loss_change": float(change_loss.detach())}
+    total = change_loss
+    dates = ["t1"] if config.mode != "supervised" else ["t1", "t2"]
+    seg_terms = [
+        _seg_loss(logits, batch[f"{d}_seg"])
+        for d, logits in zip(("t1", "t2"), (out.t1_semantic, out.t2_semantic), strict=True)
+        if d in dates and logits is not None
+    ]
+    if seg_terms:
+        seg_loss = torch.stack(seg_terms).mean()
+        total = total + seg_loss
+        parts["loss_seg"] = float(seg_loss.detach())
+    parts["loss"] = float(total.detach())
+    return total, parts
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+
+def evaluate_detector(
+    model: nn.Module,
+    dataset: ChangePairDataset,
+    *,
+    batch_size: int = 4,
+    device: torch.device | str = "cpu",
+    precision: str = "32",
+    threshold: float = 0.5,
+    num_workers: int = 0,
+    on_batch: Callable[[int], None] | None = None,
+) -> EvalResult:
+    """Whole images of ``dataset`` (padded to multiples of 32; padding is ignored) through
+    ``model``: split-level precision/recall/F1/IoU (one confusion matrix over the split, by
+    :mod:`changen.metrics.change`'s rules) and per-image rows. Runs in this process only
+    (no collective calls), so one rank of a distributed run can call it alone."""
+    device = torch.device(device)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        collate_fn=pad_collate,
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(0),  # keeps the global RNG untouched
+    )
+    counts: list[torch.Tensor] = []
+    order: list[int] = []
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), _autocast(device, precision):
+        for batch in loader:
+            out = model(batch["t1"].to(device), batch["t2"].to(device))
+            counts.append(
+                confusion_counts(out.change.float(), batch["change"], threshold=threshold).cpu()
+            )
+            order.extend(int(i) for i in batch["index"])
+            if on_batch is not None:
+                on_batch(len(batch["index"]))
+    model.train(was_training)
+    per_image = torch.cat(counts)
+    scores = scores_from_counts(per_image)
+    rows = []
+    for row, k in enumerate(order):
+        tp, fp, fn, tn = (int(v) for v in per_image[row])
+        rows.append(
+            {"name": dataset.name(k), "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+            | {m: round(float(scores[m][row]), 6) for m in SCORE_NAMES}
+        )
+    return EvalResult(ChangeScores.from_counts(per_image.sum(0)), rows)
+
+
+def _autocast(device: torch.device, precision: str) -> Any:
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def train_dataset(
+    config: DetectorTrainConfig, reader: Reader[Any], seg: SegSpec
+) -> ChangePairDataset | StarPairDataset:
+    """The training dataset of ``config.mode`` over the ``train_fraction`` subset."""
+    indices = subset_indices(reader.names, config.train_fraction, config.seed)
+    if config.mode == "supervised":
+        return ChangePairDataset(reader, seg, config.aug, config.seed, indices)
+    self_prob = config.self_prob if config.mode == "gstar" else 0.0
+    return StarPairDataset(reader, seg, config.aug, config.seed, indices, self_prob)
+
+
+def _has_masks(dataset: ChangePairDataset | StarPairDataset) -> bool:
+    if isinstance(dataset, StarPairDataset):
+        return True
+    sample = dataset.reader[dataset.indices[0]]
+    return sample.t1_mask is not None or sample.t2_mask is not None
+
+
+def _poly(config: DetectorTrainConfig, step: int, total: int) -> float:
+    return config.lr * (1 - min(step, total) / total) ** config.poly_power
+
+
+def _optimizer(config: DetectorTrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _fabric(config: DetectorTrainConfig) -> Any:
+    from lightning.fabric import Fabric
+
+    given = str(config.devices)
+    devices: str | int = int(given) if given.isdigit() else given
+    precision = "bf16-mixed" if config.precision == "bf16" else "32-true"
+    fabric = Fabric(
+        accelerator=config.accelerator,
+        devices=devices,
+        strategy=config.strategy,
+        precision=precision,  # type: ignore[arg-type]
+    )
+    fabric.launch()
+    return fabric
+
+
+@contextmanager
+def _progress(enabled: bool, total: int, start: int) -> Iterator[Callable[..., None]]:
+    """A rich progress bar over steps; yields ``update(advance, **fields)``."""
+    if not enabled:
+        yield lambda *a, **k: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("[bold]train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task("train", total=total, completed=start, info="")
+
+        def update(advance: int = 0, info: str | None = None) -> None:
+            bar.update(task, advance=advance, **({"info": info} if info is not None else {}))
+
+        yield update
+
+
+def train_detector(
+    config: DetectorTrainConfig,
+    data: Reader[Any],
+    out: str | Path,
+    *,
+    val: Reader[Any] | None = None,
+    init: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    sources: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train a detector on ``data`` into run folder ``out`` (see the module docstring).
+
+    ``val``: a change dataset evaluated on whole images (``validate_every``) by rank 0.
+    ``init``: a checkpoint (or run) whose weights start the model — fine-tuning.
+    ``resume``: continue ``out`` from its newest checkpoint (``config`` must be the run's).
+    ``sources``: extra facts recorded in ``RUN/config.json`` (e.g. data paths).
+    """
+    out = Path(out)
+    if resume:
+        if not _checkpoints(out / "checkpoints"):
+            raise ConfigError(f"{out}: no checkpoints/step-<N> to resume from; drop --resume")
+    elif check_output_dir(out, overwrite):
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # no stale newer checkpoints
+    if val is not None and val.kind != "change":
+        raise ConfigError(f"{val.root}: validation needs a change dataset, got {val.kind}")
+    seg = SegSpec.from_taxonomy(data.taxonomy, config.object_classes)
+    dataset = train_dataset(config, data, seg)
+    seg_classes = seg.num_classes if _has_masks(dataset) else None
+    fabric = _fabric(config)
+    with torch.random.fork_rng(devices=_rng_devices(fabric)):
+        torch.manual_seed(config.seed)
+        return _Trainer(config, dataset, out, fabric, seg, seg_classes, val).run(
+            init=init, resume=resume, progress=progress, sources=sources or {}
+        )
+
+
+def _due(step: int, every: int, epoch_done: bool, end: bool) -> bool:
+    """Whether a periodic action runs now: every ``every`` steps (0: at each epoch end), and
+    always at the end."""
+    return end or (step % every == 0 if every else epoch_done)
+
+
+def _rng_devices(fabric: Any) -> list[int]:
+    device = fabric.device
+    return [device.index or 0] if device.type == "cuda" else []
+
+
+class _Trainer:
+    """The state of one training run; :meth:`run` is the loop."""
+
+    def __init__(
+        self,
+        config: DetectorTrainConfig,
+        dataset: ChangePairDataset | StarPairDataset,
+        out: Path,
+        fabric: Any,
+        seg: SegSpec,
+        seg_classes: int | None,
+        val: Reader[Any] | None,
+    ) -> None:
+        self.config, self.dataset, self.out, self.fabric = config, dataset, out, fabric
+        self.seg, self.seg_classes = seg, seg_classes
+        self.val = None
+        if val is not None:
+            self.val = ChangePairDataset(val, SegSpec.from_taxonomy(val.taxonomy))
+        self.sampler = EpochBatchSampler(
+            len(dataset), config.batch_size, config.seed, fabric.global_rank, fabric.world_size
+        )
+        self.total = config.steps or (config.epochs or 1) * len(self.sampler)
+        self.step = self.epoch = self.position = 0
+        self.log: MetricsLog | None = None
+        self.last_val: EvalResult | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return bool(self.fabric.global_rank == 0)
+
+    def run(
+        self, *, init: str | Path | None, resume: bool, progress: bool, sources: dict[str, Any]
+    ) -> TrainResult:
+        config, fabric = self.config, self.fabric
+        model = build_model(config, self.seg_classes)
+        if init is not None:
+            init_weights(model, init)
+        if fabric.world_size > 1 and fabric.device.type == "cuda":  # SyncBN is GPU-only
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model, optimizer = fabric.setup(model, _optimizer(config, model))
+        if resume:
+            self._restore(model, optimizer)
+        elif self.is_main:
+            record = {"train": config.to_dict(), "init": None if init is None else str(init)}
+            write_text_atomic(
+                self.out / "config.json", json.dumps(record | sources, indent=2) + "\n"
+            )
+        if self.is_main:
+            self.log = MetricsLog(
+                self.out / "metrics.csv",
+                plot=self.out / "curves.png",
+                resume_step=self.step if resume else None,
+                groups=CURVE_GROUPS,
+            )
+        loader = fabric.setup_dataloaders(
+            DataLoader(
+                self.dataset,
+                batch_sampler=self.sampler,
+                num_workers=config.num_workers,
+                # the loader's own generator: iterators must not draw from the global RNG,
+                # or a resumed run's dropout would diverge from an uninterrupted one
+                generator=torch.Generator().manual_seed(config.seed),
+            ),
+            use_distributed_sampler=False,
+        )
+        model.train()
+        window: list[dict[str, float]] = []
+        with _progress(progress and self.is_main, self.total, self.step) as update:
+            while self.step < self.total:
+                self.sampler.set_epoch(self.epoch, self.position)
+                self.dataset.set_epoch(self.epoch)
+                tick = time.perf_counter()
+                for batch in loader:
+                    lr = _poly(config, self.step, self.total)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    loss, parts = detector_loss(model(batch["t1"], batch["t2"]), batch, config)
+                    optimizer.zero_grad(set_to_none=True)
+                    fabric.backward(loss)
+                    optimizer.step()
+                    self.step += 1
+                    self.position += 1
+                    window.append(parts | {"lr": lr, "sec_per_step": time.perf_counter() - tick})
+                    update(1, f"loss {parts['loss']:.4f}")
+                    if self._after_step(model, optimizer, window):
+                        break
+                    tick = time.perf_counter()
+        history = []
+        if self.log is not None:
+            self.log.close()
+            history = self.log.rows
+        newest = _checkpoints(self.out / "checkpoints")[-1]
+        return TrainResult(newest, self.step, history, self.last_val)
+
+    def _after_step(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, window: list[dict[str, float]]
+    ) -> bool:
+        """Bookkeeping after an optimiser step: position, log, validation, checkpoint.
+        Returns whether training is over (the logged ``window`` is emptied)."""
+        config = self.config
+        epoch_done = self.position == len(self.sampler)
+        if epoch_done:
+            self.epoch, self.position = self.epoch + 1, 0
+        end = self.step >= self.total
+        if self.step % config.log_every == 0 or end:
+            self._log_train(window)
+            window.clear()
+        if self.val is not None and _due(self.step, config.validate_every, epoch_done, end):
+            self._validate(model, self.val)
+        if _due(self.step, config.checkpoint_every, epoch_done, end):
+            self._save(model, optimizer)
+        return end
+
+    def _log_train(self, window: list[dict[str, float]]) -> None:
+        if not window or self.log is None:
+            return
+        keys = list(dict.fromkeys(k for parts in window for k in parts))
+        means = {k: float(np.mean([p[k] for p in window if k in p])) for k in keys}
+        self.log.log(self.step, **means)
+
+    def _validate(self, model: nn.Module, val: ChangePairDataset) -> None:
+        if self.is_main:
+            result = evaluate_detector(
+                unwrap(model),
+                val,
+                batch_size=self.config.eval_batch_size,
+                device=self.fabric.device,
+                precision=self.config.precision,
+                threshold=self.config.threshold,
+            )
+            self.last_val = result
+            if self.log is not None:
+                scores = asdict(result.scores)
+                self.log.log(self.step, **{f"val_{k}": scores[k] for k in SCORE_NAMES})
+        self.fabric.barrier()
+
+    def _checkpoint_config(self, model: nn.Module) -> dict[str, Any]:
+        return {
+            "kind": KIND,
+            "model": self.config.model,
+            "model_config": unwrap(model).config,
+            "seg": {"num_classes": self.seg.num_classes, "lut": self.seg.lut.tolist()},
+            "taxonomy": self.dataset.reader.taxonomy.to_dict(),
+            "train": self.config.to_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "changen_version": __version__,
+        }
+
+    def _save(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        if self.is_main:
+            state = {
+                "optimizer": optimizer.state_dict(),
+                "step": self.step,
+                "epoch": self.epoch,
+                "position": self.position,
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            }
+            folder = self.out / "checkpoints"
+            save_checkpoint(
+                folder / f"step-{self.step:07d}",
+                {"model": model},
+                self._checkpoint_config(model),
+                state,
+            )
+            for old in _checkpoints(folder)[: -self.config.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+        self.fabric.barrier()
+
+    def _restore(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        folder = _checkpoints(self.out / "checkpoints")[-1]
+        saved = load_config(folder).get("train", {})
+        now = self.config.to_dict()
+        differ = sorted(k for k in now if k not in RUNTIME_SETTINGS and saved.get(k) != now[k])
+        if differ:
+            raise ConfigError(
+                f"{folder}: the run was trained with other settings ({', '.join(differ)}); "
+                f"resume with the run's own settings (see {self.out / 'config.json'})"
+            )
+        load_weights(folder, {"model": model})
+        state = load_state(folder)
+        optimizer.load_state_dict(state["optimizer"])
+        self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])

@@ -1,0 +1,177 @@
+"""``changen detect`` train / finetune / eval / predict / info on generated sample-world data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner, Result
+
+from changen.cli.detect import app as detect_app
+from changen.cli.detect import canonical
+from changen.data.imageio import read_image
+from changen.data.world import write_sample_world
+from changen.errors import ConfigError, OutputExistsError
+
+torch.set_num_threads(1)
+SMALL = ["--model", "fc-siam-diff", "--batch-size", "2", "--crop", "64", "--no-progress"]
+
+
+def make_app() -> typer.Typer:
+    root = typer.Typer()
+    root.add_typer(detect_app, name="detect")
+    return root
+
+
+def invoke(*args: str | Path) -> Result:
+    return CliRunner().invoke(make_app(), ["detect", *map(str, args)])
+
+
+def ok(*args: str | Path) -> Result:
+    result = invoke(*args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("cli_world")
+    return {
+        "pairs": write_sample_world(root / "pairs", 6, 0, size=64, pairs=True),
+        "scenes": write_sample_world(root / "scenes", 4, 1, size=64),
+    }
+
+
+@pytest.fixture(scope="module")
+def run(world: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli_run") / "run"
+    result = ok("train", "--data", world["pairs"], "--out", out, "--steps", "3", *SMALL)
+    assert "trained 3 steps" in result.output
+    return out
+
+
+def test_info_json_and_forgiving_names() -> None:
+    result = ok("info", "--model", "ChangeStar-1x96", "--backbone", "r18", "--json", "--size", "64")
+    facts = json.loads(result.output)
+    assert facts["model"] == "changestar_1x96" and facts["backbone"] == "resnet18"
+    assert facts["params"] == 16_401_569  # the paper's 16.4M
+    assert 1e9 < facts["flops"] < 1e10 and facts["flops_size"] == 64  # one 64² pair: ~2 GFLOPs
+    assert canonical("MiT-B1") == "mit_b1" and canonical("resnet-18") == "resnet18"
+    table = ok("info", "--model", "fc_siam_diff", "--no-flops").output
+    assert "1,350,001" in table
+    bad = invoke("info", "--model", "nonet")
+    assert isinstance(bad.exception, ConfigError) and "changestar_1x96" in str(bad.exception)
+
+
+def test_eval_json_and_per_image_csv(run: Path, world: dict[str, Path], tmp_path: Path) -> None:
+    csv_path = tmp_path / "per_image.csv"
+    result = ok("eval", "--data", world["pairs"], "--ckpt", run, "--json", "--csv", csv_path)
+    scores = json.loads(result.output)
+    for key in ("precision", "recall", "f1", "iou"):
+        assert 0.0 <= scores[key] <= 1.0
+    assert scores["images"] == 6 and scores["tp"] + scores["fn"] > 0
+    rows = list(csv.DictReader(csv_path.open()))
+    assert [r["name"] for r in rows] == [f"world_{i:05d}" for i in range(6)]
+    assert sum(int(r["tp"]) for r in rows) == scores["tp"]
+    table = ok("eval", "--data", world["pairs"], "--ckpt", run, "--csv", csv_path, "--no-progress")
+    assert "f1" in table.output and "per-image scores" in table.output
+
+
+def test_predict_png_with_preview(run: Path, world: dict[str, Path], tmp_path: Path) -> None:
+    t1, t2 = world["pairs"] / "A" / "world_00001.png", world["pairs"] / "B" / "world_00001.png"
+    out = tmp_path / "change.png"
+    result = ok("predict", t1, t2, "--ckpt", run, "--out", out, "--tile", "64", "--overlap", "16")
+    assert "% changed" in result.output
+    change = read_image(out)[..., 0]
+    assert change.shape == (64, 64) and set(np.unique(change)) <= {0, 255}
+    assert (tmp_path / "change.preview.png").is_file()
+    again = invoke("predict", t1, t2, "--ckpt", run, "--out", out)
+    assert isinstance(again.exception, OutputExistsError)
+    both = invoke("predict", t1, t2, "--out", tmp_path / "x.png")
+    assert isinstance(both.exception, ConfigError) and "--ckpt" in str(both.exception)
+
+
+def test_finetune_with_train_fraction(run: Path, world: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "ft"
+    args = ["--init", run, "--data", world["pairs"], "--out", out, "--steps", "2"]
+    ok(
+        "finetune",
+        *args,
+        "--train-fraction",
+        "0.5",
+        "--batch-size",
+        "2",
+        "--crop",
+        "64",
+        "--no-progress",
+    )
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["init"] == str(run) and saved["train"]["train_fraction"] == 0.5
+    assert saved["train"]["model"] == "fc_siam_diff"  # the model comes from the checkpoint
+
+
+def test_resume_from_the_command_line(world: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--data", world["pairs"], "--out", out, "--steps", "4", "--checkpoint-every", "2"]
+    ok("train", *args, *SMALL)
+    shutil.rmtree(out / "checkpoints" / "step-0000004")
+    result = ok("train", *args, *SMALL, "--resume")
+    assert "trained 4 steps" in result.output
+    busy = invoke("train", *args, *SMALL)
+    assert isinstance(busy.exception, OutputExistsError)
+    nothing = invoke(
+        "train", "--data", world["pairs"], "--out", tmp_path / "new", *SMALL, "--resume"
+    )
+    assert isinstance(nothing.exception, ConfigError)
+
+
+def test_star_needs_scenes_and_scenes_need_star(world: dict[str, Path], tmp_path: Path) -> None:
+    wrong = invoke(
+        "train", "--data", world["pairs"], "--out", tmp_path / "a", "--mode", "star", *SMALL
+    )
+    assert isinstance(wrong.exception, ConfigError) and "supervised" in str(wrong.exception)
+    other = invoke("train", "--data", world["scenes"], "--out", tmp_path / "b", *SMALL)
+    assert isinstance(other.exception, ConfigError) and "star" in str(other.exception)
+    ok(
+        "train",
+        "--data",
+        world["scenes"],
+        "--out",
+        tmp_path / "c",
+        "--mode",
+        "gstar",
+        "--objects",
+        "8",
+        "--steps",
+        "1",
+        *SMALL,
+    )
+
+
+@pytest.mark.real
+def test_eval_on_real_levircd_crops(real_root: Path, run: Path, tmp_path: Path) -> None:
+    crops = real_root / "levircd_crops"
+    if not crops.is_dir():
+        pytest.skip("levircd_crops not in the real samples")
+    result = ok(
+        "eval",
+        "--data",
+        crops,
+        "--format",
+        "levircd",
+        "--ckpt",
+        run,
+        "--json",
+        "--csv",
+        tmp_path / "levir.csv",
+    )
+    scores = json.loads(result.output)
+    assert scores["images"] == 11
+    assert {"precision", "recall", "f1", "iou"} <= set(scores)
+    assert scores["tp"] + scores["fn"] > 0  # 0/255 labels read as change
