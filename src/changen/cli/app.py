@@ -8,7 +8,10 @@ import typer
 from rich.console import Console
 
 from changen import __version__
-from changen.cli import data
+from changen.cli import data, detect, eval, train
+from changen.cli.demo import demo
+from changen.cli.gallery import gallery
+from changen.cli.generate import generate
 from changen.cli.simulate import simulate
 from changen.errors import ChangenError
 
@@ -19,7 +22,13 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(train.app, name="train")
+app.add_typer(eval.app, name="eval")
+app.add_typer(detect.app, name="detect")
 app.command("simulate")(simulate)
+app.command("generate")(generate)
+app.command("gallery")(gallery)
+app.command("demo")(demo)
 
 
 def _version(value: bool) -> None:
