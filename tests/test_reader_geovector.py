@@ -233,10 +233,77 @@ def test_bad_label_files(paired: Path) -> None:
     write_json(paired / "a.geojson", {"type": "FeatureCollection", "features": [bad]})
     with pytest.raises(DataError, match=r"a\.geojson: feature 0 has an invalid geometry"):
         GeoVectorReader(paired)[0]
+
+
+def test_ogr_formats_without_pyogrio_say_how_to_fix(
+    paired: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyogrio", None)
+    monkeypatch.setitem(sys.modules, "pyogrio.raw", None)
     (paired / "a.geojson").unlink()
     (paired / "a.shp").write_bytes(b"")
-    with pytest.raises(FormatError, match=r"a\.shp: reading \.shp needs .*ogr2ogr"):
+    with pytest.raises(FormatError, match=r"a\.shp: reading \.shp needs pyogrio .*ogr2ogr"):
         GeoVectorReader(paired)[0]
+
+
+def _write_ogr(path: Path, doc: dict, crs: str = "EPSG:4326") -> Path:
+    """Write a GeoJSON FeatureCollection's geometries and properties with pyogrio."""
+    import shapely
+    from pyogrio.raw import write
+    from shapely.geometry import shape
+
+    features = doc["features"]
+    geoms = np.array([shapely.to_wkb(shape(f["geometry"])) for f in features], dtype=object)
+    names = sorted({k for f in features for k in f["properties"]})
+    data = [np.array([str(f["properties"].get(n, "")) for f in features]) for n in names]
+    # FlatGeobuf's spatial index would store features in spatial order, not file order.
+    options = {"SPATIAL_INDEX": "NO"} if path.suffix == ".fgb" else None
+    write(path, geoms, data, names, geometry_type="Polygon", crs=crs, layer_options=options)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".shp", ".fgb"])
+def test_ogr_label_files_match_geojson(
+    tmp_path: Path, rng: np.random.Generator, suffix: str
+) -> None:
+    pytest.importorskip("pyogrio")
+    write_geotiff(tmp_path / "a.tif", rng)
+    props = [{"kind": "building"}, {"kind": "road"}, {"kind": "6"}]
+    doc = feature_collection(RECTS, properties=props)
+    write_json(tmp_path / "a.geojson", doc)
+    expected = GeoVectorReader(tmp_path, OPENEARTHMAP, class_property="kind")[0]
+    (tmp_path / "a.geojson").unlink()
+    _write_ogr(tmp_path / f"a{suffix}", doc)
+    reader = GeoVectorReader(tmp_path, OPENEARTHMAP, class_property="kind")
+    assert [p.name for p in reader.label_files] == [f"a{suffix}"]
+    scene = reader[0]
+    np.testing.assert_array_equal(scene.mask, expected.mask)
+    np.testing.assert_array_equal(scene.instances, expected.instances)
+    np.testing.assert_array_equal(scene.mask, expected_maps(SHAPE, RECTS, [8, 4, 6])[0])
+    assert scene.meta["instance_features"] == [0, 1, 2]
+
+
+def test_ogr_layer_crs_is_used_and_overridable(tmp_path: Path, rng: np.random.Generator) -> None:
+    pytest.importorskip("pyogrio")
+    write_geotiff(tmp_path / "a.tif", rng)
+    _write_ogr(tmp_path / "a.gpkg", feature_collection(RECTS, dst_crs=None), crs=UTM)
+    np.testing.assert_array_equal(
+        GeoVectorReader(tmp_path)[0].instances, expected_maps(SHAPE, RECTS)[1]
+    )
+    with pytest.raises(DataError, match=r"a\.gpkg.*CRS is probably wrong"):
+        GeoVectorReader(tmp_path, labels_crs="EPSG:4326")[0]
+
+
+@pytest.mark.filterwarnings("ignore:GPKG:RuntimeWarning")
+def test_corrupt_gpkg_names_the_file(paired: Path) -> None:
+    pytest.importorskip("pyogrio")
+    (paired / "a.geojson").unlink()
+    (paired / "a.gpkg").write_bytes(b"SQLite format 3\x00" + b"garbage" * 100)
+    with pytest.raises(DataError, match=r"a\.gpkg: not readable as a vector file") as info:
+        GeoVectorReader(paired)[0]
+    assert "\n" not in str(info.value)
 
 
 def test_points_and_lines_are_skipped_and_counted(paired: Path) -> None:

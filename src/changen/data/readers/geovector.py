@@ -20,8 +20,13 @@ The image goes through :func:`changen.data.bands.to_rgb8`: a 1-band uint16 panch
 raster (the SpaceNet sample) becomes 3 identical uint8 bands stretched from its 2nd–98th
 percentile of valid pixels. ``raw=True`` keeps the raster's own bands and dtype instead.
 
-Only GeoJSON is read (with :mod:`json` and shapely): ``.gpkg`` and ``.shp`` need an OGR binding
-(fiona or pyogrio), so they raise a :class:`FormatError` that says how to convert them.
+GeoJSON (``.geojson``, ``.json``) is read with :mod:`json` and shapely. Other vector files
+(GeoPackage ``.gpkg``, Shapefile ``.shp``, FlatGeobuf ``.fgb``) are read with pyogrio (GDAL/OGR,
+first layer only), which is optional: without it they raise a :class:`FormatError` that says to
+``pip install pyogrio`` or convert them to GeoJSON. Their CRS is the layer's unless
+``labels_crs=`` is given; a layer with no CRS needs ``labels_crs=``.
+Feature order (which decides overlaps and ids) is the file's: a FlatGeobuf written with a
+spatial index stores features in spatial order.
 """
 
 from __future__ import annotations
@@ -49,7 +54,10 @@ from changen.sample import GeoRef, Scene, Taxonomy
 from changen.taxonomies import BINARY_BUILDING
 
 RASTER_SUFFIXES = (".tif", ".tiff")
-VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp")
+GEOJSON_SUFFIXES = (".geojson", ".json")
+#: Vector files read with pyogrio (OGR) rather than :mod:`json`.
+OGR_SUFFIXES = (".gpkg", ".shp", ".fgb")
+VECTOR_SUFFIXES = GEOJSON_SUFFIXES + OGR_SUFFIXES
 #: ``labels_crs`` value for labels whose coordinates are (column, row) pixel positions.
 PIXEL = "pixel"
 GEOJSON_DEFAULT_CRS = "EPSG:4326"
@@ -125,13 +133,9 @@ def is_vector_file(path: Path) -> bool:
 
 
 def read_vector_labels(path: Path, crs: str | None = None) -> VectorLabels:
-    """Parse a GeoJSON label file; ``crs`` overrides its ``crs`` member (default EPSG:4326)."""
-    if path.suffix.lower() in (".gpkg", ".shp"):
-        raise FormatError(
-            f"{path}: reading {path.suffix} needs an OGR binding (fiona or "
-            f"pyogrio), which changen does not install; convert it to GeoJSON, "
-            f"e.g. `ogr2ogr -f GeoJSON labels.geojson {path.name}`"
-        )
+    """Parse a label file; ``crs`` overrides the file's own CRS (GeoJSON default EPSG:4326)."""
+    if path.suffix.lower() not in GEOJSON_SUFFIXES:
+        return _read_ogr(path, crs)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -152,6 +156,54 @@ def read_vector_labels(path: Path, crs: str | None = None) -> VectorLabels:
         properties.append(feature.get("properties") or {})
         index.append(i)
     return VectorLabels(path, crs, geometries, properties, index, skipped)
+
+
+def _read_ogr(path: Path, crs: str | None) -> VectorLabels:
+    """A GeoPackage / Shapefile / FlatGeobuf (any OGR format): its first layer, via pyogrio."""
+    try:
+        import pyogrio.raw
+    except ImportError:
+        raise FormatError(
+            f"{path}: reading {path.suffix} needs pyogrio (`pip install pyogrio`); "
+            f"or convert it to GeoJSON, e.g. `ogr2ogr -f GeoJSON labels.geojson {path.name}`"
+        ) from None
+    try:
+        meta, _, wkb, field_data = pyogrio.raw.read(path)
+    except Exception as e:  # pyogrio/GDAL raise several RuntimeError subclasses and OSError
+        raise DataError(
+            f"{path}: not readable as a vector file ({_first_line(e)}); fix or re-export it"
+        ) from None
+    crs = crs or meta.get("crs")
+    if crs is None:
+        raise DataError(
+            f"{path}: the layer has no CRS; assign one (e.g. a .prj beside a .shp) or "
+            f"pass labels_crs="
+        )
+    if crs != PIXEL:
+        parse_crs(crs, str(path))
+    names = [str(n) for n in meta.get("fields", [])]
+    columns = [_python_values(col) for col in field_data]
+    geometries, properties, index, skipped = [], [], [], 0
+    for i, blob in enumerate(wkb if wkb is not None else []):
+        try:
+            geom = shapely.from_wkb(blob) if blob is not None else None
+        except (ShapelyError, TypeError, ValueError) as e:
+            raise DataError(
+                f"{path}: feature {i} has an invalid geometry ({_first_line(e)}); fix or remove it"
+            ) from None
+        geom = _areal(shapely.force_2d(geom) if geom is not None else None)
+        if geom is None:
+            skipped += 1
+            continue
+        geometries.append(geom)
+        properties.append({n: col[i] for n, col in zip(names, columns, strict=True)})
+        index.append(i)
+    return VectorLabels(path, crs, geometries, properties, index, skipped)
+
+
+def _python_values(column: np.ndarray) -> list[Any]:
+    """A field's values as Python objects, NaN (OGR's null for numbers) as None."""
+    return [None if isinstance(v, float) and v != v else v for v in column.tolist()]
 
 
 def _features(doc: Any, path: Path) -> list[dict[str, Any]]:
@@ -190,7 +242,12 @@ def _polygonal(geometry: Any, path: Path, index: int) -> BaseGeometry | None:
         raise DataError(
             f"{path}: feature {index} has an invalid geometry ({e}); fix or remove it"
         ) from None
-    if geom.geom_type == "GeometryCollection":
+    return _areal(geom)
+
+
+def _areal(geom: BaseGeometry | None) -> BaseGeometry | None:
+    """The polygonal part of a shapely geometry, or None when it has none."""
+    if geom is not None and geom.geom_type == "GeometryCollection":
         parts = [g for g in geom.geoms if g.geom_type in _AREAL]
         geom = shapely.union_all(parts) if parts else None
     if geom is None or geom.is_empty or geom.geom_type not in _AREAL:
@@ -314,7 +371,8 @@ def pair_labels(rasters: Sequence[Path], vectors: Sequence[Path], root: Path) ->
     """The label file of each raster: one file for all, or matched by name (module docstring)."""
     if not vectors:
         raise DataError(
-            f"{root}: no GeoJSON label file found beside the rasters; add one or pass labels="
+            f"{root}: no label file (GeoJSON, .gpkg, .shp, .fgb) found beside the rasters; "
+            f"add one or pass labels="
         )
     if len(vectors) == 1:
         return [vectors[0]] * len(rasters)
