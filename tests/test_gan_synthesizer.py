@@ -118,7 +118,7 @@ def test_single_thread_batches_above_fifteen_match() -> None:
     assert forward_chunks(1) == [([0, 0], 1)]
     assert forward_chunks(3, invariant=False) == [([0, 1, 2], 3)]
     syn = GanSynthesizer(tiny_generator(), TAX)
-    batch = inputs(17, 32, 32)
+    batch = inputs(17, 64, 64)
     whole = syn(batch, rngs(range(17)))
     for i in (0, 14, 16):
         np.testing.assert_array_equal(syn(subset(batch, [i]), rngs([i]))[0], whole[i])

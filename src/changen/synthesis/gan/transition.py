@@ -33,9 +33,11 @@ from changen.synthesis.gan.layers import LEAK, SpatiallyAdaptiveNorm
 
 
 def instance_norm(x: Tensor, eps: float = 1e-5) -> Tensor:
-    """Per-sample, per-channel normalisation over space; a 1×1 map normalises to zeros."""
-    var, mean = torch.var_mean(x, dim=(-2, -1), keepdim=True, correction=0)
-    return (x - mean) * torch.rsqrt(var + eps)
+    """Per-sample, per-channel normalisation over space; a 1×1 map normalises to zeros.
+    Computed in fp32 under autocast, so bf16 results do not depend on the batch."""
+    y = x.float()
+    var, mean = torch.var_mean(y, dim=(-2, -1), keepdim=True, correction=0)
+    return ((y - mean) * torch.rsqrt(var + eps)).to(x.dtype)
 
 
 class Destyle(nn.Module):
