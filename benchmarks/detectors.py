@@ -20,9 +20,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from changen.detectors import build_detector
-
-
-def _median_seconds(fn: Callable[[], Any], steps: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timing import median_seconds
 
 
 def run(threads: int, size: int, batch: int, steps: int, warmup: int) -> dict[str, Any]:
@@ -62,11 +49,11 @@ def run(threads: int, size: int, batch: int, steps: int, warmup: int) -> dict[st
         loss.backward()
         opt.step()
 
-    train_s = _median_seconds(train_step, steps, warmup)
+    train_s = median_seconds(train_step, steps, warmup)
 
     model.eval()
     with torch.inference_mode():
-        fp32_s = _median_seconds(lambda: model(t1, t2), steps, warmup)
+        fp32_s = median_seconds(lambda: model(t1, t2), steps, warmup)
         reference = torch.sigmoid(model(t1, t2).change)
         model_cl = model.to(memory_format=torch.channels_last)
         c1 = t1.contiguous(memory_format=torch.channels_last)
@@ -76,7 +63,7 @@ def run(threads: int, size: int, batch: int, steps: int, warmup: int) -> dict[st
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return model_cl(c1, c2).change
 
-        bf16_s = _median_seconds(bf16, steps, warmup)
+        bf16_s = median_seconds(bf16, steps, warmup)
         diff = (torch.sigmoid(bf16().float()) - reference).abs().max()
 
     return {

@@ -11,9 +11,6 @@ import json
 import os
 import platform
 import resource
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -28,6 +25,7 @@ from changen.synthesis.gan import (
     g_loss,
     preset,
 )
+from timing import median_seconds
 
 THREADS = 2
 BATCH = 4
@@ -35,17 +33,6 @@ BATCH = 4
 
 def params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall seconds of ``fn`` after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def inputs(size: int, num_classes: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -68,7 +55,7 @@ def inference(gen: ChangenGenerator, repeats: int, fast: bool) -> float:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
             gen(image, t1, t2, generator=torch.Generator().manual_seed(0))
 
-    seconds = timed(run, repeats)
+    seconds = median_seconds(run, repeats)
     gen.to(memory_format=torch.contiguous_format)
     return BATCH / seconds
 
@@ -91,7 +78,7 @@ def train_step_seconds(gen: ChangenGenerator, disc: SegDiscriminator, repeats: i
         d_loss(disc, image, t1, fake, t2).backward()
         opt_d.step()
 
-    return timed(step, repeats)
+    return median_seconds(step, repeats)
 
 
 def main() -> None:

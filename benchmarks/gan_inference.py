@@ -21,9 +21,6 @@ import json
 import os
 import platform
 import resource
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +32,9 @@ from changen.synthesis.base import SynthesisBatch
 from changen.synthesis.gan import PRESETS, ChangenGenerator, preset
 from changen.synthesis.gan.synthesizer import GanSynthesizer
 from changen.taxonomies import OPENEARTHMAP
+from timing import median_seconds
 
 MODES = {"fp32": ("fp32", False), "bf16_channels_last": ("bf16", True)}
-
-
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall seconds of ``fn`` after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def make_batch(batch: int, size: int, seed: int = 0) -> SynthesisBatch:
@@ -70,7 +57,7 @@ def throughput(gen: ChangenGenerator, args: argparse.Namespace) -> dict[str, Any
     for mode, (precision, channels_last) in MODES.items():
         syn = GanSynthesizer(gen, OPENEARTHMAP, precision=precision, channels_last=channels_last)
         outputs[mode] = syn(batch, rngs(args.batch))
-        seconds = timed(lambda s=syn: s(batch, rngs(args.batch)), args.repeats)
+        seconds = median_seconds(lambda s=syn: s(batch, rngs(args.batch)), args.repeats)
         result["images_per_s"][mode] = round(args.batch / seconds, 3)
     diff = np.abs(outputs["fp32"].astype(np.int16) - outputs["bf16_channels_last"])
     result["bf16_mean_abs_diff"] = round(float(diff.mean()), 3)
@@ -95,10 +82,11 @@ def big_forward(gen: ChangenGenerator, size: int, repeats: int) -> dict[str, flo
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 syn.generator(x, t1, t2, noise=noise)
 
-        result[f"generator_{mode}"] = round(timed(run, repeats), 3)
+        result[f"generator_{mode}"] = round(median_seconds(run, repeats), 3)
     syn = GanSynthesizer(gen, OPENEARTHMAP, precision="bf16", channels_last=True)
     batch = make_batch(1, size)
-    result["synthesizer_bf16_channels_last"] = round(timed(lambda: syn(batch, rngs(1)), repeats), 3)
+    seconds = median_seconds(lambda: syn(batch, rngs(1)), repeats)
+    result["synthesizer_bf16_channels_last"] = round(seconds, 3)
     return result
 
 
