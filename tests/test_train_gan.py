@@ -16,16 +16,10 @@ from changen.data.world import write_sample_world
 from changen.errors import ConfigError, DataError
 from changen.training import gan as gan_module
 from changen.training.checkpoint import load_config, load_state
-from changen.training.gan import (
-    GanTrainConfig,
-    GanTrainer,
-    d_accuracy,
-    resolve_gan,
-    resume_config,
-    scale_widths,
-    train_generator,
-)
+from changen.training.gan import GanTrainer, d_accuracy, train_generator
+from changen.training.gan_config import GanTrainConfig, resolve_gan, scale_widths
 from changen.training.gan_data import StepBatchSampler, holdout_split, make_loader
+from changen.training.gan_run import resume_config
 from changen.training.logs import MetricsLog, read_metrics
 
 WORLD_SIZE = 96

@@ -1,9 +1,10 @@
 """``changen train``: train models. ``changen train generator`` trains the Changen GAN.
 
 A thin layer over :func:`changen.training.gan.train_generator` (which documents the run
-folder). Options left out take the defaults of :class:`~changen.training.gan.GanTrainConfig`;
-with ``--resume`` they take the run's recorded values, and only the runtime options (steps,
-devices, workers, how often to log/sample/save/evaluate) may be given.
+folder). Options left out take the defaults of
+:class:`~changen.training.gan_config.GanTrainConfig`; with ``--resume`` they take the run's
+recorded values, and only the runtime options (steps, devices, workers, how often to
+log/sample/save/evaluate) may be given.
 """
 
 from __future__ import annotations
@@ -121,12 +122,9 @@ def generator(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Train the Changen GAN (bitemporal adversarial learning, events simulated on the fly)."""
-    from changen.training.gan import (
-        RUNTIME_FIELDS,
-        GanTrainConfig,
-        resume_config,
-        train_generator,
-    )
+    from changen.training.gan import train_generator
+    from changen.training.gan_config import RUNTIME_FIELDS, GanTrainConfig
+    from changen.training.gan_run import resume_config
 
     fields: dict[str, Any] = {
         "data": data,

@@ -362,6 +362,8 @@ def evaluate_detector(
         batch_size=batch_size,
         collate_fn=pad_collate,
         num_workers=num_workers,
+        # a forked worker hangs in its first OpenCV call once the parent used OpenCV threads
+        multiprocessing_context="forkserver" if num_workers > 0 else None,
         generator=torch.Generator().manual_seed(0),  # keeps the global RNG untouched
     )
     counts: list[torch.Tensor] = []
@@ -586,6 +588,9 @@ class _Trainer:
                 self.dataset,
                 batch_sampler=self.sampler,
                 num_workers=config.num_workers,
+                # a forked worker hangs in its first OpenCV call once the parent used OpenCV
+                # threads
+                multiprocessing_context="forkserver" if config.num_workers > 0 else None,
                 # the loader's own generator: iterators must not draw from the global RNG,
                 # or a resumed run's dropout would diverge from an uninterrupted one
                 generator=torch.Generator().manual_seed(config.seed),

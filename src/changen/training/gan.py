@@ -14,7 +14,8 @@ Adversarial losses only; Adam β = (0, 0.999), lr 1e-4 (G) / 4e-4 (D). Loops run
 Fabric: CPU, one or many GPUs, many nodes (DDP), fp32 or bf16 autocast. ``batch_size`` is the
 global batch, split evenly over the processes.
 
-Run folder::
+Run folder (its checkpoints are managed by :mod:`changen.training.gan_run`; the config and
+the fields a resume may change are in :mod:`changen.training.gan_config`)::
 
     RUN/config.json                   the checkpoint config without "step" (what is trained)
     RUN/checkpoints/step-<N>/         every --save-every steps and at the end; the last --keep
@@ -43,8 +44,6 @@ import importlib
 import json
 import logging
 import os
-import random
-import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -61,19 +60,15 @@ from changen import __version__
 from changen.data.atomic import write_text_atomic
 from changen.data.output import check_output_dir
 from changen.data.readers import open_dataset
-from changen.errors import ChangenError, ConfigError, DataError
+from changen.errors import ChangenError
 from changen.events import ChangeProcess
 from changen.synthesis.gan import (
     FAKE,
     ChangenGenerator,
-    GanConfig,
     SegDiscriminator,
     d_loss,
     g_loss,
-    preset,
 )
-from changen.synthesis.gan.generator import STRIDE
-from changen.training.augment import AugmentConfig
 from changen.training.checkpoint import (
     load_config,
     load_state,
@@ -81,6 +76,7 @@ from changen.training.checkpoint import (
     save_checkpoint,
     unwrap,
 )
+from changen.training.gan_config import PRECISIONS, GanTrainConfig, resolve_gan
 from changen.training.gan_data import (
     CREATED,
     GAN_IGNORE,
@@ -93,125 +89,23 @@ from changen.training.gan_data import (
     holdout_split,
     make_loader,
 )
+from changen.training.gan_run import (
+    capture_rng,
+    check_resume,
+    latest_checkpoint,
+    prune_checkpoints,
+    publish_last,
+    restore_rng,
+    step_dir,
+)
 from changen.training.logs import MetricsLog
 from changen.viz.grid import make_grid, overlay_events, save_png
 
 _LOG = logging.getLogger(__name__)
 KIND = "changen_gan"
 PLOT_GROUPS = {"loss": "loss", "D pixel accuracy": "d_acc"}
-PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed"}
-RUNTIME_FIELDS = (
-    "steps",
-    "accelerator",
-    "devices",
-    "num_nodes",
-    "workers",
-    "log_every",
-    "sample_every",
-    "save_every",
-    "keep",
-    "fid_every",
-    "fid_samples",
-    "preview",
-)
-"""Fields a resumed run may change; every other field is fixed by the run's config.json."""
 
 Note = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class GanTrainConfig:
-    """Everything that defines a GAN training run.
-
-    Data: ``data`` (any single-temporal dataset), ``format``/``taxonomy`` (detected / the
-    reader's when None), ``holdout`` (fraction never trained on; previews and FID use it).
-    Model: ``preset`` (see :data:`changen.synthesis.gan.PRESETS`), ``width`` (multiplies every
-    channel count), or ``gan`` (a full ``GanConfig`` dict, overriding both);
-    ``encoder_weights`` (a local ResNet-18 file). Class counts come from the data.
-    Optimisation: ``steps``, global ``batch_size``, ``lr_g``/``lr_d``, ``betas``,
-    ``ema_decay``, ``precision`` ("32" or "bf16"). Augmentation: ``size`` (crop, multiple of
-    32), ``scale`` jitter, ``flip``/``rotate``/``transpose``. ``events``: a
-    ``ChangeProcess`` dict (None: :func:`default_process`; the resolved process is recorded).
-    Runtime (see :data:`RUNTIME_FIELDS`): Fabric's ``accelerator``/``devices``/``num_nodes``,
-    DataLoader ``workers``, and how often to log, draw samples, save (keeping ``keep``
-    step checkpoints) and compute FID/KID on ``fid_samples`` held-out crops (0: never).
-    """
-
-    data: str
-    format: str | None = None
-    taxonomy: str | None = None
-    holdout: float = 0.1
-    preset: str = "changen"
-    width: float = 1.0
-    gan: dict[str, Any] | None = None
-    encoder_weights: str | None = None
-    steps: int = 100_000
-    batch_size: int = 32
-    lr_g: float = 1e-4
-    lr_d: float = 4e-4
-    betas: tuple[float, float] = (0.0, 0.999)
-    ema_decay: float = 0.999
-    precision: str = "32"
-    size: int = 256
-    scale: tuple[float, float] = (0.75, 1.25)
-    flip: bool = True
-    rotate: bool = True
-    transpose: bool = True
-    events: dict[str, Any] | None = None
-    seed: int = 0
-    accelerator: str = "auto"
-    devices: int = 1
-    num_nodes: int = 1
-    workers: int = 0
-    log_every: int = 10
-    sample_every: int = 500
-    save_every: int = 2000
-    keep: int = 3
-    fid_every: int = 0
-    fid_samples: int = 256
-    preview: int = 4
-
-    def __post_init__(self) -> None:
-        if self.size < STRIDE or self.size % STRIDE:
-            fix = max(STRIDE, round(self.size / STRIDE) * STRIDE)
-            raise ConfigError(
-                f"--size {self.size} is not a multiple of {STRIDE} (the generator halves it "
-                f"5 times); use e.g. --size {fix}"
-            )
-        positive = ("steps", "batch_size", "devices", "num_nodes", "log_every", "keep")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}={getattr(self, name)} must be at least 1")
-        for name in ("sample_every", "save_every", "fid_every", "workers", "preview"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name}={getattr(self, name)} must be >= 0 (0 disables it)")
-        if self.lr_g <= 0 or self.lr_d <= 0 or self.width <= 0:
-            raise ConfigError("lr_g, lr_d and width must be positive")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f"ema_decay={self.ema_decay} must be in [0, 1)")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision {self.precision!r}: choose one of {list(PRECISIONS)}")
-        AugmentConfig(self.size, tuple(self.scale), self.flip, self.rotate, self.transpose)
-
-    @property
-    def world_size(self) -> int:
-        return self.devices * self.num_nodes
-
-    @property
-    def augment(self) -> AugmentConfig:
-        return AugmentConfig(self.size, tuple(self.scale), self.flip, self.rotate, self.transpose)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GanTrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ConfigError(f"unknown training config keys {sorted(unknown)}; remove them")
-        return cls(**{k: tuple(v) if k in ("betas", "scale") else v for k, v in data.items()})
 
 
 @dataclass(frozen=True)
@@ -221,39 +115,6 @@ class GanTrainResult:
     run: Path
     checkpoint: Path
     step: int
-
-
-def scale_widths(config: GanConfig, factor: float) -> GanConfig:
-    """Every channel count of ``config`` times ``factor`` (rounded, at least 1)."""
-
-    def w(values: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(max(1, round(v * factor)) for v in values)
-
-    g, d = config.generator, config.discriminator
-    return GanConfig(
-        generator=dataclasses.replace(
-            g,
-            resnet_channels=w(g.resnet_channels),
-            feature_channels=w(g.feature_channels),
-            norm_hidden=w((g.norm_hidden,))[0],
-        ),
-        discriminator=dataclasses.replace(
-            d, channels=w(d.channels), head_channels=w((d.head_channels,))[0]
-        ),
-    )
-
-
-def resolve_gan(config: GanTrainConfig, num_classes: int) -> GanConfig:
-    """The network configuration of a run: preset (or ``gan``), widths, the data's classes."""
-    base = GanConfig.from_dict(config.gan) if config.gan is not None else preset(config.preset)
-    if config.width != 1.0:
-        base = scale_widths(base, config.width)
-    return GanConfig(
-        generator=dataclasses.replace(
-            base.generator, num_classes=num_classes, ignore_index=GAN_IGNORE
-        ),
-        discriminator=dataclasses.replace(base.discriminator, num_classes=num_classes),
-    )
 
 
 def make_fabric(config: GanTrainConfig) -> Fabric:
@@ -526,124 +387,6 @@ class GanTrainer:
         )
 
 
-def capture_rng() -> dict[str, Any]:
-    """Global RNG states (torch CPU, numpy legacy MT19937, python) as weights-only types."""
-    np_state = np.random.get_state(legacy=False)
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": {
-            "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
-            "pos": int(np_state["state"]["pos"]),
-            "has_gauss": int(np_state["has_gauss"]),
-            "gauss": float(np_state["gauss"]),
-        },
-        "python": random.getstate(),
-    }
-
-
-def restore_rng(state: Mapping[str, Any]) -> None:
-    """Inverse of :func:`capture_rng`."""
-    torch.set_rng_state(state["torch"])
-    np_state = state["numpy"]
-    np.random.set_state(
-        {
-            "bit_generator": "MT19937",
-            "state": {"key": np_state["key"].numpy().astype(np.uint32), "pos": np_state["pos"]},
-            "has_gauss": np_state["has_gauss"],
-            "gauss": np_state["gauss"],
-        }
-    )
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-
-
-# -- run folder -----------------------------------------------------------------------------
-
-
-def step_dir(run: Path, step: int) -> Path:
-    return run / "checkpoints" / f"step-{step}"
-
-
-def step_checkpoints(run: Path) -> list[tuple[int, Path]]:
-    """``(step, folder)`` of the run's ``step-<N>`` checkpoints, oldest first."""
-    root = run / "checkpoints"
-    found = []
-    for p in root.glob("step-*") if root.is_dir() else ():
-        suffix = p.name.removeprefix("step-")
-        if p.is_dir() and suffix.isdigit():
-            found.append((int(suffix), p))
-    return sorted(found)
-
-
-def latest_checkpoint(run: Path) -> Path:
-    """``checkpoints/last``, else the newest ``step-<N>`` (a crash may fall between them)."""
-    last = run / "checkpoints" / "last"
-    if (last / "config.json").is_file():
-        return last
-    steps = step_checkpoints(run)
-    if not steps:
-        raise DataError(
-            f"{run}: no checkpoint to resume from (no checkpoints/last); run without --resume "
-            f"into an empty folder"
-        )
-    return steps[-1][1]
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
-def publish_last(checkpoint: Path) -> Path:
-    """Make ``checkpoints/last`` a copy of ``checkpoint`` (hard links where the file system
-    allows), swapped in by rename so that it is never half-written."""
-    last = checkpoint.parent / "last"
-    tmp = checkpoint.parent / ".last.part"
-    old = checkpoint.parent / ".last.old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(old, ignore_errors=True)
-    shutil.copytree(checkpoint, tmp, copy_function=_link_or_copy)
-    if last.exists():
-        os.replace(last, old)
-    os.replace(tmp, last)
-    shutil.rmtree(old, ignore_errors=True)
-    return last
-
-
-def prune_checkpoints(run: Path, keep: int) -> None:
-    """Delete all but the newest ``keep`` ``step-<N>`` folders."""
-    for _, path in step_checkpoints(run)[:-keep]:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def resume_config(run: Path, **overrides: Any) -> GanTrainConfig:
-    """The training config of ``run`` with the runtime fields in ``overrides`` replaced."""
-    fixed = sorted(k for k in overrides if k not in RUNTIME_FIELDS)
-    if fixed:
-        raise ConfigError(
-            f"{', '.join(fixed)} cannot change when resuming (the run's config.json fixes "
-            f"them); drop them, or start a new run"
-        )
-    saved = GanTrainConfig.from_dict(load_config(latest_checkpoint(run))["train"])
-    return dataclasses.replace(saved, **overrides)
-
-
-def _check_resume(config: GanTrainConfig, saved: GanTrainConfig, where: Path) -> None:
-    """A resumed run may only change runtime fields (and ``events`` None means the saved one)."""
-    mine = config.to_dict()
-    theirs = saved.to_dict()
-    if mine["events"] is None:
-        mine["events"] = theirs["events"]
-    diff = sorted(k for k in mine if k not in RUNTIME_FIELDS and mine[k] != theirs[k])
-    if diff:
-        raise ConfigError(
-            f"{where}: resuming with a different {', '.join(diff)} than the run was started "
-            f"with; use resume_config() (or the CLI's --resume) to keep them"
-        )
-
-
 # -- FID / KID ------------------------------------------------------------------------------
 
 
@@ -692,9 +435,9 @@ def train_generator(
 
     Without ``resume`` the folder must be new or empty. With it, the run continues from
     ``checkpoints/last``; ``config`` may differ from the run's only in
-    :data:`RUNTIME_FIELDS` (build it with :func:`resume_config`). ``note`` receives one-line
-    messages (rank 0 only; default: this module's logger); ``progress`` shows a rich progress
-    bar.
+    :data:`~changen.training.gan_config.RUNTIME_FIELDS` (build it with
+    :func:`~changen.training.gan_run.resume_config`). ``note`` receives one-line messages
+    (rank 0 only; default: this module's logger); ``progress`` shows a rich progress bar.
     """
     run = Path(out)
     if fabric is None:
@@ -703,7 +446,7 @@ def train_generator(
     checkpoint = None
     if resume:
         checkpoint = latest_checkpoint(run)
-        _check_resume(config, GanTrainConfig.from_dict(load_config(checkpoint)["train"]), run)
+        check_resume(config, GanTrainConfig.from_dict(load_config(checkpoint)["train"]), run)
     else:
         check_output_dir(run, overwrite=False)
     say: Note = (note or _LOG.warning) if fabric.is_global_zero else (lambda _: None)
