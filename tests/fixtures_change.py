@@ -13,7 +13,7 @@ from affine import Affine
 
 from changen.data.imageio import write_image
 from changen.data.raster import write_raster
-from changen.sample import ChangeSample, GeoRef, Taxonomy
+from changen.sample import CHANGE_IGNORE, ChangeSample, GeoRef, Taxonomy
 from changen.taxonomies import BINARY_BUILDING, SECOND_DING
 
 #: (t1, t2, label) folder names of the binary folder layouts.
@@ -62,7 +62,7 @@ def make_change_sample(
     change = (m1 != m2).astype(np.uint8)
     if ignore_corner:
         m1[:4, :4] = taxonomy.ignore
-        change[:4, :4] = taxonomy.ignore
+        change[:4, :4] = CHANGE_IGNORE
     return ChangeSample(
         t1, t2, change, m1 if masks else None, m2 if masks else None, georef, taxonomy, name
     )

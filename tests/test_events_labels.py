@@ -7,6 +7,7 @@ import pytest
 
 from changen.errors import ConfigError, DataError
 from changen.events import (
+    CHANGE_IGNORE,
     IGNORE_CODE,
     binary_change,
     change_counts,
@@ -14,6 +15,7 @@ from changen.events import (
     object_change,
     semantic_change,
 )
+from changen.taxonomies import LOVEDA
 
 
 def _pair() -> tuple[np.ndarray, np.ndarray]:
@@ -69,3 +71,16 @@ def test_object_change_counts_replaced_objects() -> None:
     m2[0, 0] = 255
     out = object_change(i1, i1, m, m2)
     assert out[0, 0] == 255 and out.sum() == 255
+
+
+def test_ignore_is_255_whatever_the_taxonomy_ignore_id() -> None:
+    """LoveDA's ignore id is 0: ignored pixels must not come out 0 (= unchanged)."""
+    assert LOVEDA.ignore == 0 and CHANGE_IGNORE == 255
+    m1 = np.array([[1, 2, 0], [3, 3, 1]], np.uint8)
+    m2 = np.array([[1, 3, 2], [0, 3, 1]], np.uint8)
+    expected = [[0, 1, 255], [255, 0, 0]]
+    assert binary_change(m1, m2, LOVEDA.ignore).tolist() == expected
+    i1 = np.array([[1, 2, 0], [3, 3, 4]], np.int32)
+    assert object_change(i1, i1, m1, m2, LOVEDA.ignore).tolist() == expected
+    code = semantic_change(m1, m2, num_classes=8, ignore=LOVEDA.ignore)
+    assert code.tolist() == [[0, 2 * 8 + 3, IGNORE_CODE], [IGNORE_CODE, 0, 0]]

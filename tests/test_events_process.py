@@ -10,6 +10,7 @@ import pytest
 
 from changen.errors import ConfigError, DataError
 from changen.events import (
+    CHANGE_IGNORE,
     ChangeProcess,
     CreateConfig,
     EventRecord,
@@ -172,7 +173,9 @@ def test_loveda_ids_and_checks() -> None:
     chain = simulate(mask, process, np.random.default_rng(0), taxonomy=LOVEDA)
     (rec,) = chain.log
     assert rec.class_after == 1 and (chain.masks[1][40:60, 40:60] == 0).all()
-    assert (chain.change(0, 1)[40:60, 40:60] == 0).all()  # ignore id of LoveDA
+    change = chain.change(0, 1)
+    assert (change[40:60, 40:60] == CHANGE_IGNORE).all()  # LoveDA's ignore id 0 is not "unchanged"
+    assert set(np.unique(change)) == {0, 1, CHANGE_IGNORE}
     with pytest.raises(ConfigError, match="kernel"):
         simulate(
             mask, ChangeProcess.from_flags("reclass"), np.random.default_rng(0), taxonomy=LOVEDA

@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 
 from changen.errors import ConfigError
-from changen.events import RemoveConfig, State, remove_objects, surrounding_class
+from changen.events import (
+    ChangeProcess,
+    RemoveConfig,
+    State,
+    default_fill,
+    remove_objects,
+    simulate,
+    surrounding_class,
+)
+from changen.sample import Taxonomy
+from changen.taxonomies import BINARY_BUILDING, LOVEDA, OPENEARTHMAP
 
 
 def _houses() -> np.ndarray:
@@ -129,3 +139,42 @@ def test_determinism() -> None:
         for s in range(12)
     }
     assert len(logs) > 1
+
+
+def _remove_fill(process: ChangeProcess) -> str:
+    (fill,) = (e.config.fill for e in process.events if isinstance(e.config, RemoveConfig))
+    return fill
+
+
+def test_user_facing_defaults_fill_multiclass_removals_with_the_surrounding_class() -> None:
+    """OpenEarthMap's background id 0 is "unknown": without a --fill, the CLI and the GAN
+    trainer fill removed land-cover objects from their surroundings; binary masks keep 0."""
+    from changen.cli.simulate import build_process
+    from changen.training.gan_data import default_process
+
+    def cli(
+        taxonomy: Taxonomy, events: str | None = None, unlabeled: bool = False
+    ) -> ChangeProcess:
+        flags = dict.fromkeys(("count", "scale", "rotate", "flip", "fill", "kernel"))
+        return build_process(
+            None, taxonomy, steps=None, events=events, unlabeled=unlabeled, **flags
+        )
+
+    assert default_fill(OPENEARTHMAP) == default_fill(LOVEDA) == "surrounding"
+    assert default_fill(BINARY_BUILDING) == "background"
+    assert _remove_fill(cli(OPENEARTHMAP)) == _remove_fill(default_process(OPENEARTHMAP))
+    assert _remove_fill(cli(OPENEARTHMAP)) == "surrounding"
+    assert _remove_fill(cli(BINARY_BUILDING)) == _remove_fill(default_process(BINARY_BUILDING))
+    assert _remove_fill(cli(BINARY_BUILDING)) == "background"
+    assert _remove_fill(cli(OPENEARTHMAP, "create,remove", unlabeled=True)) == "background"
+    assert RemoveConfig().fill == "background"
+
+    mask = np.full((64, 64), 2, np.uint8)  # rangeland | agriculture, buildings on both
+    mask[:, 32:] = 7
+    for y, x in ((4, 4), (4, 40), (40, 10), (40, 44)):
+        mask[y : y + 12, x : x + 12] = 8
+    chain = simulate(
+        mask, cli(OPENEARTHMAP, "remove"), np.random.default_rng(0), taxonomy=OPENEARTHMAP
+    )
+    assert chain.log and all(r.class_after in (2, 7, 8) for r in chain.log)
+    assert (chain.masks[1] != OPENEARTHMAP.background).all()

@@ -23,6 +23,7 @@ from changen.generation import RunOptions, generate_dataset, sample_rngs
 from changen.generation.shards import read_rows
 from changen.sample import ChangeSample, GeoRef
 from changen.taxonomies import OPENEARTHMAP
+from fixtures_scenes import make_loveda_dataset
 from test_generation_fixtures import config, dataset_files, register_fakes, world_source
 
 
@@ -240,4 +241,31 @@ def test_real_sources_keep_georeference_and_ignore(real_root: Path, tmp_path: Pa
         row = next(r for r in read_rows(tmp_path / "loveda") if r["name"] == sample.name)
         r, c, h, w = row["source"]["window"]
         ignore = scene.mask[r : r + h, c : c + w] == 0
-        assert (sample.t2_mask[ignore] == 0).all() and (sample.change_mask[ignore] == 0).all()
+        assert (sample.t2_mask[ignore] == 0).all() and (sample.change_mask[ignore] == 255).all()
+
+
+def test_loveda_ignore_id_0_is_written_as_change_ignore(tmp_path: Path) -> None:
+    """LoveDA's ignore id is 0, which in a change map would mean "unchanged". The levircd
+    ``label/`` (0/255 = changed) cannot hold ignore: it is 0 there, kept by the masks' id 0 in
+    ``A_mask/ B_mask/``, and read back as 255; the second layout writes it 255."""
+    source = tmp_path / "src"
+    make_loveda_dataset(source, np.random.default_rng(0), n=2, size=64)
+    process = ChangeProcess.from_flags("create,remove", count=(2, 4), min_area=16)
+    for layout in ("levircd", "second"):
+        cfg = config(source, process=process, per_image=2, format="loveda", layout=layout)
+        assert generate_dataset(cfg, tmp_path / layout, RunOptions(workers=0)).stats.written == 4
+    levir, second = tmp_path / "levircd", tmp_path / "second"
+    changed = 0
+    for sample, pair in zip(open_dataset(levir), open_dataset(second), strict=True):
+        m1, m2 = sample.t1_mask, sample.t2_mask
+        assert m1 is not None and m2 is not None and pair.name == sample.name
+        ignore = (m1 == 0) | (m2 == 0)
+        assert ignore.any() and (sample.change_mask[ignore] == 255).all()
+        assert np.array_equal(sample.change_mask[~ignore], (m1 != m2)[~ignore])
+        assert np.array_equal(pair.change_mask, sample.change_mask)
+        changed += int((sample.change_mask == 1).sum())
+        label = read_image(levir / "label" / f"{sample.name}.png")[..., 0]
+        assert (label[ignore] == 0).all() and set(np.unique(label)) <= {0, 255}
+        for folder in ("label1", "label2"):
+            assert (read_image(second / folder / f"{sample.name}.png")[ignore] == 255).all()
+    assert changed

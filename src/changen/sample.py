@@ -15,6 +15,10 @@ from affine import Affine
 
 from changen.errors import DataError
 
+CHANGE_IGNORE = 255
+"""The ignore value of binary change masks (0 unchanged, 1 changed), whatever the taxonomy's
+ignore id: LoveDA's ignore id 0 would read as "unchanged" there."""
+
 
 @dataclass(frozen=True)
 class ClassInfo:
@@ -203,8 +207,8 @@ class Scene:
 class ChangeSample:
     """A bitemporal pair with its change label and, when known, both semantic masks.
 
-    ``change_mask`` is uint8 with 0 = unchanged, 1 = changed and the taxonomy's ignore id for
-    unlabelled pixels.
+    ``change_mask`` is uint8 with 0 = unchanged, 1 = changed and :data:`CHANGE_IGNORE` (255)
+    for unlabelled pixels, whatever the taxonomy's ignore id.
     """
 
     t1_image: np.ndarray
@@ -256,7 +260,7 @@ class ChangeSeries:
         change = (a != b).astype(np.uint8)
         if self.taxonomy is not None:
             ign = self.taxonomy.ignore
-            change[(a == ign) | (b == ign)] = ign
+            change[(a == ign) | (b == ign)] = CHANGE_IGNORE
         return ChangeSample(
             self.images[i],
             self.images[j],

@@ -129,7 +129,11 @@ def generate(
     scale: str | None = typer.Option(None, help="Scale of created objects, LO:HI. (0.5:1.5)"),
     rotate: str | None = typer.Option(None, help="Rotation of created objects: any, 90, none."),
     flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Mirror created objects."),
-    fill: str | None = typer.Option(None, help="Removed objects become: background, surrounding."),
+    fill: str | None = typer.Option(
+        None,
+        help="Removed objects become: background, surrounding. "
+        "(surrounding for taxonomies of more than two classes, else background)",
+    ),
     kernel: Path | None = typer.Option(None, help="Transition kernel JSON for reclass."),
     crop: int | None = typer.Option(None, min=1, help="Tile source items into CROP² windows."),
     empty: str = typer.Option(

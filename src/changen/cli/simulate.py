@@ -81,9 +81,11 @@ def build_process(
     """The process from ``--config`` JSON or from the event flags (never both).
 
     Without ``--events`` the events are create and remove, plus reclass when a transition
-    kernel fits the taxonomy (``--kernel``, or the built-in OpenEarthMap one).
+    kernel fits the taxonomy (``--kernel``, or the built-in OpenEarthMap one). Without
+    ``--fill`` removed objects take :func:`~changen.events.default_fill` of the taxonomy
+    (``background`` in unlabeled mode, whose only other class is "object").
     """
-    from changen.events import OPENEARTHMAP_KERNEL, ChangeProcess
+    from changen.events import OPENEARTHMAP_KERNEL, ChangeProcess, default_fill
 
     flags = {
         "--steps": steps,
@@ -120,6 +122,7 @@ def build_process(
             f"lacks; pass --kernel FILE"
         )
         raise ConfigError(f"--events reclass: {why}, or drop reclass from --events")
+    default = "background" if unlabeled else default_fill(taxonomy)
     return ChangeProcess.from_flags(
         events=kinds,
         steps=1 if steps is None else steps,
@@ -127,7 +130,7 @@ def build_process(
         scale=parse_range(scale or "0.5:1.5", "--scale", float),
         rotate=rotate or "any",  # type: ignore[arg-type]
         flip=bool(flip),
-        fill=fill or "background",  # type: ignore[arg-type]
+        fill=fill or default,  # type: ignore[arg-type]
         kernel=transition,
     )
 
@@ -159,7 +162,7 @@ def simulate(
         None,
         help="What removed objects become: background or "
         "surrounding (the majority class around them). "
-        "(default: background)",
+        "(default: surrounding for taxonomies of more than two classes, else background)",
     ),
     kernel: Path | None = typer.Option(
         None,

@@ -8,6 +8,7 @@ change labels between any two steps. Pure numpy/OpenCV; every function takes a
 
 from changen.events.create import CreateConfig, ShapeBank, create_objects, transform_shape
 from changen.events.labels import (
+    CHANGE_IGNORE,
     IGNORE_CODE,
     binary_change,
     change_counts,
@@ -18,7 +19,7 @@ from changen.events.labels import (
 from changen.events.objects import MaskObject, ObjectTable, State, extract_objects
 from changen.events.process import ChangeChain, ChangeProcess, EventSpec, apply_step, simulate
 from changen.events.records import EventRecord
-from changen.events.remove import RemoveConfig, remove_objects, surrounding_class
+from changen.events.remove import RemoveConfig, default_fill, remove_objects, surrounding_class
 from changen.events.transition import (
     OPENEARTHMAP_KERNEL,
     ReclassConfig,
@@ -27,6 +28,7 @@ from changen.events.transition import (
 )
 
 __all__ = [
+    "CHANGE_IGNORE",
     "IGNORE_CODE",
     "OPENEARTHMAP_KERNEL",
     "ChangeChain",
@@ -46,6 +48,7 @@ __all__ = [
     "change_counts",
     "create_objects",
     "decode_change",
+    "default_fill",
     "extract_objects",
     "object_change",
     "reclass_objects",

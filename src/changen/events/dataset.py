@@ -4,6 +4,7 @@ For every item ``<name>`` it writes, under the output folder::
 
     masks/<name>_t<k>.png                    class-id masks, k = 0..T (t0 is the source mask)
     change/<name>_t<i>_t<j>.png              binary change of consecutive steps, 0/255
+                                             (255 = changed; ignore pixels are 0)
     semantic_change/<name>_t<i>_t<j>.png     from-to map, 16-bit: from * N + to (0 = unchanged,
                                              65535 = ignore; N = semantic_change_base)
     contours/<name>_t<k>.png                 unlabeled mode only: instance contours, 0/255
@@ -12,9 +13,11 @@ For every item ``<name>`` it writes, under the output folder::
     process.json                             the ChangeProcess (reusable as a config)
     manifest.json                            taxonomy, semantic_change_base, seed, counts
 
-Ignore pixels of the source are never edited and are 0 in the change maps; the masks keep the
-ignore id. Item ``i`` draws from ``SeedSequence([seed, i])``, so any item is reproducible on its
-own. Every file is written atomically, ``manifest.json`` last.
+Ignore pixels of the source are never edited. The ``change/`` PNGs follow LEVIR-CD (255 =
+changed), so they have no ignore value and ignore pixels are 0 there; the masks keep the ignore
+id and ``semantic_change/`` marks them 65535, whatever the taxonomy's ignore id. Item ``i``
+draws from ``SeedSequence([seed, i])``, so any item is reproducible on its own. Every file is
+written atomically, ``manifest.json`` last.
 """
 
 from __future__ import annotations

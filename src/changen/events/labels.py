@@ -1,10 +1,15 @@
 """Change labels between two masks: binary, object-level and semantic from-to.
 
+``ignore`` arguments name the ignore id of the *input* masks (the taxonomy's, e.g. 0 for
+LoveDA; ``None``: compare every pixel); the outputs mark those pixels with fixed values that
+cannot be mistaken for a label, whatever that id is.
+
 * :func:`binary_change`: 1 where the class differs (``t1 != t2`` in class space), 0 elsewhere,
-  the ignore id where either mask is ignore.
+  :data:`CHANGE_IGNORE` (255) where either mask is ignore.
 * :func:`object_change`: 1 on every pixel of an object that appeared, disappeared or changed
   class (instance ids differ, or classes differ), the building-change convention where a new
-  building on the footprint of a demolished one is still change.
+  building on the footprint of a demolished one is still change; :data:`CHANGE_IGNORE` where
+  either mask is ignore.
 * :func:`semantic_change`: the from-to code ``from * N + to`` (uint16), 0 where unchanged and
   :data:`IGNORE_CODE` where either mask is ignore; :func:`decode_change` and
   :func:`change_counts` read it back.
@@ -15,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from changen.errors import ConfigError, DataError
+from changen.sample import CHANGE_IGNORE
 
 IGNORE_CODE = 65535
 """Semantic change code of pixels that are ignore in either mask."""
@@ -29,13 +35,13 @@ def _pair(a: np.ndarray, b: np.ndarray, what: str) -> None:
 
 
 def binary_change(m1: np.ndarray, m2: np.ndarray, ignore: int | None = 255) -> np.ndarray:
-    """uint8 change map: 1 where the classes differ, 0 where equal, ``ignore`` where either
-    mask is ``ignore`` (pass ``ignore=None`` to compare every pixel)."""
+    """uint8 change map: 1 where the classes differ, 0 where equal, :data:`CHANGE_IGNORE`
+    where either mask is the masks' ignore id ``ignore`` (``None``: compare every pixel)."""
     _pair(m1, m2, "binary_change")
     change = (m1 != m2).view(np.uint8)
     if ignore is not None:
         change = change.copy()
-        change[(m1 == ignore) | (m2 == ignore)] = ignore
+        change[(m1 == ignore) | (m2 == ignore)] = CHANGE_IGNORE
     return change
 
 
@@ -47,8 +53,8 @@ def object_change(
     ignore: int | None = 255,
 ) -> np.ndarray:
     """uint8 object-level change: 1 where a pixel belongs to an object at one time that it
-    does not belong to at the other (or, with the masks, where its class differs); the masks'
-    ``ignore`` pixels get ``ignore``."""
+    does not belong to at the other (or, with the masks, where its class differs); pixels that
+    are the masks' ignore id ``ignore`` in either mask get :data:`CHANGE_IGNORE`."""
     _pair(inst1, inst2, "object_change")
     change = (inst1 != inst2) & ((inst1 > 0) | (inst2 > 0))
     if m1 is not None and m2 is not None:
@@ -56,7 +62,7 @@ def object_change(
         change |= m1 != m2
     out = change.astype(np.uint8)
     if ignore is not None and m1 is not None and m2 is not None:
-        out[(m1 == ignore) | (m2 == ignore)] = ignore
+        out[(m1 == ignore) | (m2 == ignore)] = CHANGE_IGNORE
     return out
 
 
@@ -64,8 +70,8 @@ def semantic_change(
     m1: np.ndarray, m2: np.ndarray, num_classes: int, ignore: int | None = 255
 ) -> np.ndarray:
     """uint16 from-to map ``m1 * num_classes + m2`` where the class changed, 0 where it did
-    not, :data:`IGNORE_CODE` where either mask is ``ignore``. Class ids other than ``ignore``
-    must be below ``num_classes`` (at most 255)."""
+    not, :data:`IGNORE_CODE` where either mask is the masks' ignore id ``ignore``. Class ids
+    other than ``ignore`` must be below ``num_classes`` (at most 255)."""
     _pair(m1, m2, "semantic_change")
     if not 1 <= num_classes <= 255:
         raise ConfigError(f"semantic_change: num_classes must be 1..255, got {num_classes}")

@@ -251,11 +251,13 @@ class ChangeChain:
         return int(self.masks.shape[0]) - 1
 
     def change(self, i: int, j: int) -> np.ndarray:
-        """Binary change between steps ``i`` and ``j`` (class differs; ignore kept)."""
+        """Binary change between steps ``i`` and ``j``: 1 where the class differs, 0 where not,
+        :data:`~changen.events.labels.CHANGE_IGNORE` (255) where either mask is ignore."""
         return binary_change(self.masks[i], self.masks[j], self.ignore)
 
     def object_change(self, i: int, j: int) -> np.ndarray:
-        """Object-level change between steps ``i`` and ``j``."""
+        """Object-level change between steps ``i`` and ``j`` (ignore pixels 255, as
+        :meth:`change`)."""
         return object_change(
             self.instances[i], self.instances[j], self.masks[i], self.masks[j], self.ignore
         )

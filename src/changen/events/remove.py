@@ -6,6 +6,11 @@ most frequent class in a ring of ``ring`` pixels around the object, not counting
 or the object's own class, with the background id when the ring holds nothing else. Filled
 pixels join the instance that holds most of that class in the ring, so a cleared house plot
 becomes part of the neighbouring field.
+
+:class:`RemoveConfig` defaults to ``"background"``; the user-facing defaults (CLI flags, the
+GAN trainer's process) take :func:`default_fill` of the taxonomy, because in land-cover
+taxonomies the background id is often a class that never occurs in real scenes (OpenEarthMap's
+0 is "unknown").
 """
 
 from __future__ import annotations
@@ -21,8 +26,15 @@ from changen.errors import ConfigError
 from changen.events.instances import InstanceLayer
 from changen.events.objects import ObjectTable, State, check_count, choose, read_only
 from changen.events.records import EventRecord
+from changen.sample import Taxonomy
 
 Fill = Literal["background", "surrounding"]
+
+
+def default_fill(taxonomy: Taxonomy) -> Fill:
+    """``"surrounding"`` for taxonomies of more than two classes (land cover), else
+    ``"background"`` (binary building masks, where both give the background)."""
+    return "surrounding" if taxonomy.num_classes > 2 else "background"
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ import torch
 
 from changen.errors import ConfigError, DataError
 from changen.metrics.inception import Inception, load_inception
+from changen.sample import CHANGE_IGNORE
 
 Region = Literal["all", "changed", "unchanged"]
 REGIONS: tuple[str, ...] = ("all", "changed", "unchanged")
@@ -135,9 +136,8 @@ def _dataset_set(root: Path, fmt: str) -> ImageSet:
 
     def read(i: int) -> tuple[np.ndarray, np.ndarray | None]:
         sample = reader[i]
-        ignore = (sample.taxonomy or reader.taxonomy).ignore
         mask = (sample.change_mask > 0).astype(np.uint8)
-        mask[sample.change_mask == ignore] = IGNORE
+        mask[sample.change_mask == CHANGE_IGNORE] = IGNORE
         return sample.t2_image, mask
 
     return ImageSet(f"{root} ({fmt}, t2 images)", tuple(reader.names), read, True)

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from changen.data.bands import to_rgb8
 from changen.data.readers.base import Reader
 from changen.errors import ConfigError, DataError
-from changen.events import OPENEARTHMAP_KERNEL, ChangeProcess, simulate
+from changen.events import OPENEARTHMAP_KERNEL, ChangeProcess, default_fill, simulate
 from changen.sample import Scene, Taxonomy
 from changen.synthesis.gan.classes import class_lut, model_class_ids, to_model_ids
 from changen.training.augment import AugmentConfig, apply_plan, center_plan, draw_plan
@@ -49,8 +49,9 @@ CREATED, REMOVED, RECLASSED = 1, 2, 4
 
 
 def default_process(taxonomy: Taxonomy) -> ChangeProcess:
-    """Create and remove 1-5 objects (scaled 0.75-1.25, any rotation), plus re-class along the
-    OpenEarthMap kernel when every class of that kernel is one of the taxonomy's."""
+    """Create and remove 1-5 objects (scaled 0.75-1.25, any rotation; removed ones filled per
+    :func:`~changen.events.default_fill`), plus re-class along the OpenEarthMap kernel when
+    every class of that kernel is one of the taxonomy's."""
     kernel_ids = {c for edge in OPENEARTHMAP_KERNEL.edges for c in edge}
     fits = kernel_ids <= set(taxonomy.ids) and taxonomy.ignore not in kernel_ids
     return ChangeProcess.from_flags(
@@ -58,6 +59,7 @@ def default_process(taxonomy: Taxonomy) -> ChangeProcess:
         count=(1, 5),
         scale=(0.75, 1.25),
         rotate="any",
+        fill=default_fill(taxonomy),
     )
 
 

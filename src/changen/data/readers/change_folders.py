@@ -19,7 +19,7 @@ silent cut at 128 (Open-CD's, which turns 0/1 labels into "no change").
 
 changen's LEVIR-CD writer adds ``A_mask/ B_mask/`` (semantic index masks, ``<t1>_mask`` and
 ``<t2>_mask`` in general) and a ``manifest.json``: the masks are read when present, their
-ignore pixels become ignore in the change mask, and the taxonomy is, in order, the
+ignore pixels become ignore (255) in the change mask, and the taxonomy is, in order, the
 ``taxonomy`` argument, the manifest's, else ``binary_building``. ``.tif`` images keep their
 georeference (from the t1 image).
 """
@@ -43,7 +43,7 @@ from changen.data.readers.folder import (
     pair_by_stem,
 )
 from changen.errors import ConfigError, DataError
-from changen.sample import ChangeSample, GeoRef, Taxonomy
+from changen.sample import CHANGE_IGNORE, ChangeSample, GeoRef, Taxonomy
 from changen.taxonomies import BINARY_BUILDING, get_taxonomy
 
 KNOWN_SPLITS = ("train", "val", "test")
@@ -273,7 +273,7 @@ class BinaryChangeReader(ChangeFolderReader):
         m1, m2 = self._load_masks(item, t1.shape)
         for mask in (m1, m2):
             if mask is not None:
-                change[mask == self.taxonomy.ignore] = self.taxonomy.ignore
+                change[mask == self.taxonomy.ignore] = CHANGE_IGNORE
         return ChangeSample(
             t1,
             t2,

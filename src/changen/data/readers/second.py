@@ -22,7 +22,7 @@ import numpy as np
 
 from changen.data.readers.change_folders import ChangeFolderReader
 from changen.data.readers.folder import check_same_size, read_label_mask
-from changen.sample import ChangeSample
+from changen.sample import CHANGE_IGNORE, ChangeSample
 from changen.taxonomies import SECOND_DING
 
 
@@ -41,7 +41,7 @@ class SecondReader(ChangeFolderReader):
         check_same_size(t1.shape, item.files[0], l1, item.files[2], "label")
         check_same_size(t1.shape, item.files[0], l2, item.files[3], "label")
         change = ((l1 != tax.background) | (l2 != tax.background)).astype(np.uint8)
-        change[(l1 == tax.ignore) | (l2 == tax.ignore)] = tax.ignore
+        change[(l1 == tax.ignore) | (l2 == tax.ignore)] = CHANGE_IGNORE
         meta: dict[str, Any] = {"split": item.split}
         if self.taxonomy_choice is not None:
             meta["taxonomy_choice"] = self.taxonomy_choice

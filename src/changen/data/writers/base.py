@@ -29,7 +29,7 @@ from changen.data.atomic import write_text_atomic
 from changen.data.imageio import write_image
 from changen.data.output import check_output_dir
 from changen.errors import ConfigError, DataError
-from changen.sample import ChangeSample, GeoRef, Scene, Taxonomy
+from changen.sample import CHANGE_IGNORE, ChangeSample, GeoRef, Scene, Taxonomy
 
 MANIFEST_NAME = "manifest.json"
 
@@ -231,13 +231,12 @@ class ChangeDatasetWriter(DatasetWriter[ChangeSample]):
     item_type = ChangeSample
 
     def _validate(self, sample: ChangeSample, where: str) -> None:
-        ign = self.taxonomy.ignore
         values = np.unique(sample.change_mask)
-        bad = [int(v) for v in values if v not in (0, 1, ign)]
+        bad = [int(v) for v in values if v not in (0, 1, CHANGE_IGNORE)]
         if bad:
             raise DataError(
                 f"{where}: change mask holds values {bad}; it must hold 0 "
-                f"(unchanged), 1 (changed) or {ign} (ignore)"
+                f"(unchanged), 1 (changed) or {CHANGE_IGNORE} (ignore)"
             )
         for mask, what in ((sample.t1_mask, "t1 mask"), (sample.t2_mask, "t2 mask")):
             if mask is not None:
@@ -248,7 +247,7 @@ class ChangeDatasetWriter(DatasetWriter[ChangeSample]):
         counts: dict[str, Any] = {
             "samples": 1,
             "changed_pixels": int((change == 1).sum()),
-            "labelled_pixels": int((change != self.taxonomy.ignore).sum()),
+            "labelled_pixels": int((change != CHANGE_IGNORE).sum()),
         }
         for mask, key in ((sample.t1_mask, "t1_class_pixels"), (sample.t2_mask, "t2_class_pixels")):
             if mask is not None:

@@ -2,9 +2,10 @@
 
 ``label/`` holds the change mask as LEVIR-CD does: 0 = unchanged, 255 = changed. When a sample
 has semantic masks they go to ``A_mask/`` and ``B_mask/`` as index PNGs (taxonomy ids). The
-layout has no ignore value for change; ignore pixels survive only where a semantic mask is
-ignore (the reader restores them there), and any other ignore pixel is refused rather than
-silently relabelled. With ``split`` the folders go under ``root/<split>/``. PNG carries no
+layout has no ignore value for change: ignore pixels (255 in the change mask) are written 0 in
+``label/`` and survive only where a semantic mask is the taxonomy's ignore id (the reader
+restores them there, as 255); any other ignore pixel is refused rather than silently
+relabelled. With ``split`` the folders go under ``root/<split>/``. PNG carries no
 georeference; use the ``geotiff`` layout to keep it.
 """
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from changen.data.writers.base import ChangeDatasetWriter
 from changen.errors import DataError
-from changen.sample import ChangeSample
+from changen.sample import CHANGE_IGNORE, ChangeSample
 
 
 class LevirCDWriter(ChangeDatasetWriter):
@@ -32,7 +33,7 @@ class LevirCDWriter(ChangeDatasetWriter):
         restored = (sample.change_mask == 1).astype(np.uint8)
         for mask in (sample.t1_mask, sample.t2_mask):
             if mask is not None:
-                restored[mask == ign] = ign
+                restored[mask == ign] = CHANGE_IGNORE
         lost = int((restored != sample.change_mask).sum())
         if lost:
             raise DataError(

@@ -20,7 +20,7 @@ import numpy as np
 
 from changen.data.writers.base import ChangeDatasetWriter
 from changen.errors import ConfigError, DataError
-from changen.sample import ChangeSample, ClassInfo, Taxonomy
+from changen.sample import CHANGE_IGNORE, ChangeSample, ClassInfo, Taxonomy
 
 UNCHANGED = ClassInfo(0, "unchanged", (255, 255, 255))
 DERIVED_IGNORE = 255
@@ -65,7 +65,7 @@ class SecondWriter(ChangeDatasetWriter):
         else:
             label[changed] = mask[changed] + 1
             label[changed & (mask == src.ignore)] = out.ignore
-        label[change == src.ignore] = out.ignore
+        label[change == CHANGE_IGNORE] = out.ignore
         return label
 
     def _files(self, sample: ChangeSample, folder: Path) -> list[tuple[Path, np.ndarray]]:
