@@ -1,14 +1,15 @@
 """Dataset generation throughput: end to end vs the synthesizer's bare batched forward.
 
 Usage: ``python benchmarks/generate.py [--size 256] [--items 24] [--per-image 2] [--batch 8]
-[--threads 2] [--repeats 3] [--synthesizers copy_paste gan] [--preset tiny] [--no-ray]
+[--threads 2] [--repeats 3] [--synthesizers copy_paste gan] [--preset NAME] [--no-ray]
 [--out r.json]``.
 Prints one JSON object.
 
 Source: ``--items`` sample-world scenes of ``--size``² (OpenEarthMap classes); events: the
 demo's process (:func:`changen.cli.demo.demo_process`), one step; layout levircd. Per
-synthesizer (``copy_paste``, and ``gan``: :class:`GanSynthesizer` from a checkpoint of random
-weights of ``--preset``, written to a temporary folder, fp32 on the CPU):
+synthesizer (``copy_paste``, and ``gan``: :class:`GanSynthesizer` from the demo checkpoint shipped
+in the package, or from random weights of ``--preset`` written to a temporary folder; fp32 on
+the CPU):
 
 - ``local_w<K>``: :func:`changen.generation.generate_dataset` with the local executor and K
   worker processes (0: a producer thread), wall time of the whole call (opening, plan, worker
@@ -43,7 +44,7 @@ from typing import Any
 
 import torch
 
-from changen.cli.demo import demo_process
+from changen.cli.demo import demo_checkpoint, demo_process
 from changen.data.world import write_sample_world
 from changen.generation import GenerationConfig, RunOptions, generate_dataset
 from changen.generation.pipeline import Job, Preparer, SourceSpec, synthesize
@@ -141,7 +142,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--synthesizers", nargs="+", default=["copy_paste", "gan"])
-    parser.add_argument("--preset", default="tiny", help="GAN preset of the random checkpoint")
+    parser.add_argument(
+        "--preset", default=None, help="random weights of this GAN preset (default: the demo GAN)"
+    )
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--no-ray", action="store_true")
     parser.add_argument("--out", type=Path)
@@ -161,8 +164,10 @@ def main() -> None:
         root = Path(tmp)
         source = write_sample_world(root / "source", args.items, 0, size=args.size)
         specs = {name: name for name in args.synthesizers if name != "gan"}
-        if "gan" in args.synthesizers:
+        if "gan" in args.synthesizers and args.preset:
             specs[f"gan_{args.preset}"] = str(gan_checkpoint(root, args.preset))
+        elif "gan" in args.synthesizers:
+            specs["gan_demo"] = str(demo_checkpoint())
         outputs: dict[str, dict[int, list[dict[str, bytes]]]] = {name: {} for name in specs}
         runs = {f"local_w{k}": RunOptions(workers=k, batch_size=args.batch) for k in args.workers}
         for name, spec in specs.items():
