@@ -12,9 +12,9 @@ synthesizer:
 
 - ``fid``, ``kid_mean``, ``kid_std``: the post-event images (``B/``) against the real
   pre-event crops (``A/``) of the same held-out items, with the standard TF-Inception
-  features (:func:`changen.metrics.compute_fidelity`). Unchanged pixels are copied by the
+  features (:mod:`changen.metrics.fidelity`). Unchanged pixels are copied by the
   learning-free baselines, which favours them here; with fewer than 2048 samples FID is
-  biased upwards, so compare values within one run only.
+  biased upwards, so compare values between runs of the same setup only.
 - ``changed_l1`` / ``unchanged_l1``: mean absolute difference (0–255, over RGB) between the
   post- and the pre-event image on changed and on unchanged pixels. A generator whose
   transition layers leak the pre-event features into changed regions (the paper's "trivial
@@ -44,7 +44,13 @@ import torch
 from changen.data.readers import open_dataset
 from changen.events import ChangeProcess
 from changen.generation import GenerationConfig, RunOptions, generate_dataset
-from changen.metrics.fidelity import compute_fidelity
+from changen.metrics.fidelity import (
+    FidelityConfig,
+    extract_features,
+    fidelity_from_features,
+    open_image_set,
+)
+from changen.metrics.inception import load_inception
 from changen.sample import ChangeSample
 from changen.viz.grid import make_grid, save_png
 
@@ -155,11 +161,16 @@ def main() -> None:
         samples[label] = load_pairs(folder)
     first = next(iter(samples.values()))
     colours = mean_class_colours(first)
-    real = [p.t1_image for p in first]
+    inception, fid_config = load_inception(), FidelityConfig()
+
+    def features(images: list[np.ndarray], side: str) -> torch.Tensor:
+        return extract_features(open_image_set(images, side), inception, fid_config)[0]
+
+    real = features([p.t1_image for p in first], "real")
     for label, pairs in samples.items():
-        fid = compute_fidelity(real, [p.t2_image for p in pairs])
+        fid = fidelity_from_features(real, features([p.t2_image for p in pairs], "fake"))
         report[label].update(
-            fid=fid["fid"], kid_mean=fid["kid_mean"], kid_std=fid["kid_std"], n=fid["n_fake"]
+            fid=fid["fid"], kid_mean=fid["kid_mean"], kid_std=fid["kid_std"], n=len(pairs)
         )
         report[label].update(pixel_measures(pairs, colours))
     save_png(args.out / "grid.png", grid(samples, args.rows))
