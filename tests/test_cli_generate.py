@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -121,12 +122,31 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     assert len(open_dataset(out / "dataset")) == 2
 
 
-def test_demo_without_the_shipped_checkpoint_says_what_to_do(tmp_path: Path) -> None:
-    if (demo_checkpoint() / "config.json").is_file():
-        pytest.skip("the demo checkpoint is installed")
+def test_demo_without_the_shipped_checkpoint_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("changen.cli.demo.demo_checkpoint", lambda: tmp_path / "missing")
     result = invoke("demo", "--out", tmp_path / "demo")
     assert isinstance(result.exception, ConfigError)
-    assert "demo_gan" in str(result.exception) and "--synthesizer copy_paste" in str(
+    assert "missing" in str(result.exception) and "--synthesizer copy_paste" in str(
         result.exception
     )
     assert not (tmp_path / "demo").exists()
+
+
+def test_the_shipped_demo_gan_is_small_and_drives_the_default_demo(tmp_path: Path) -> None:
+    checkpoint = demo_checkpoint()
+    size = sum(f.stat().st_size for f in checkpoint.iterdir())
+    assert size < 20 * 2**20
+    out = tmp_path / "demo"
+    result = invoke("demo", "--out", out, "--n", "2", "--size", "64", "--workers", "0",
+                    "--no-progress")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "dataset" / "generation.json").read_text())["config"]
+    assert saved["synthesizer"]["name"] == "changen_gan"
+    pairs = [open_dataset(out / "dataset")[i] for i in range(2)]
+    changed = [p for p in pairs if (p.change_mask == 1).any()]
+    assert changed, "the demo's events changed nothing"
+    for p in changed:
+        diff = np.abs(p.t2_image.astype(int) - p.t1_image.astype(int)).mean(-1)
+        assert diff[p.change_mask == 1].mean() > 10  # changed regions are re-synthesised
