@@ -25,3 +25,19 @@ def real_root() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def fake_synthesizers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Register the generation tests' synthesizers (``noise_fill``, ``picky``) for one test."""
+    from test_generation_fixtures import register_fakes
+
+    register_fakes(monkeypatch)
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    """A small sample-world source (4 scenes of 64², OpenEarthMap classes)."""
+    from test_generation_fixtures import world_source
+
+    return world_source(tmp_path / "src")

@@ -15,7 +15,7 @@ from changen.cli.gallery import gallery
 from changen.cli.generate import generate
 from changen.data.readers import open_dataset
 from changen.errors import ConfigError, FormatError
-from test_generation_fixtures import register_fakes, small_process, world_source
+from test_generation_fixtures import small_process
 
 
 def make_app() -> typer.Typer:
@@ -35,14 +35,7 @@ def invoke(*args: str | Path):
     return CliRunner().invoke(make_app(), [*map(str, args)])
 
 
-@pytest.fixture(autouse=True)
-def _fakes(monkeypatch: pytest.MonkeyPatch) -> None:
-    register_fakes(monkeypatch)
-
-
-@pytest.fixture
-def source(tmp_path: Path) -> Path:
-    return world_source(tmp_path / "src")
+pytestmark = pytest.mark.usefixtures("fake_synthesizers")
 
 
 def test_generate_from_flags_prints_a_summary(source: Path, tmp_path: Path) -> None:

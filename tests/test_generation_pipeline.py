@@ -24,17 +24,9 @@ from changen.generation.shards import read_rows
 from changen.sample import ChangeSample, GeoRef
 from changen.taxonomies import OPENEARTHMAP
 from fixtures_scenes import make_loveda_dataset
-from test_generation_fixtures import config, dataset_files, register_fakes, world_source
+from test_generation_fixtures import config, dataset_files, world_source
 
-
-@pytest.fixture(autouse=True)
-def _fakes(monkeypatch: pytest.MonkeyPatch) -> None:
-    register_fakes(monkeypatch)
-
-
-@pytest.fixture
-def source(tmp_path: Path) -> Path:
-    return world_source(tmp_path / "src")
+pytestmark = pytest.mark.usefixtures("fake_synthesizers")
 
 
 def test_output_is_identical_for_batches_and_workers(source: Path, tmp_path: Path) -> None:

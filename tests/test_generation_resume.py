@@ -15,7 +15,7 @@ import pytest
 
 from changen.errors import ConfigError, DataError, OutputExistsError
 from changen.generation import RunOptions, generate_dataset
-from test_generation_fixtures import config, dataset_files, register_fakes, world_source
+from test_generation_fixtures import config, dataset_files, world_source
 
 # Runs the real console entry point; registers the command first if app.py does not yet.
 CLI = """
@@ -29,14 +29,7 @@ app.main()
 """
 
 
-@pytest.fixture(autouse=True)
-def _fakes(monkeypatch: pytest.MonkeyPatch) -> None:
-    register_fakes(monkeypatch)
-
-
-@pytest.fixture
-def source(tmp_path: Path) -> Path:
-    return world_source(tmp_path / "src")
+pytestmark = pytest.mark.usefixtures("fake_synthesizers")
 
 
 def test_non_empty_output_needs_resume_or_overwrite(source: Path, tmp_path: Path) -> None:
