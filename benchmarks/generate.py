@@ -55,8 +55,8 @@ from changen.taxonomies import OPENEARTHMAP
 
 def gan_checkpoint(folder: Path, preset_name: str) -> Path:
     """A Changen GAN checkpoint of random weights for OpenEarthMap's classes."""
+    from changen.engine.checkpoint import save_checkpoint
     from changen.synthesis.gan import ChangenGenerator, preset
-    from changen.training.checkpoint import save_checkpoint
 
     config = preset(preset_name, num_classes=OPENEARTHMAP.num_classes)
     torch.manual_seed(0)

@@ -15,7 +15,7 @@ Then for every seed in ``--seeds``:
 
 * (a) **pre-train** on synthetic (supervised; with a semantic head when the model has one) →
   **zero-shot** evaluation on the test part → **fine-tune** on ``--fraction`` (5%) of the train
-  part (the deterministic :func:`~changen.training.detector_data.subset_indices` subset,
+  part (the deterministic :func:`~changen.detectors.data.subset_indices` subset,
   change labels only) → evaluation on the test part;
 * (b) **from scratch**: the same fine-tuning from random initialisation → evaluation.
 
@@ -46,21 +46,19 @@ from typing import Any
 
 import torch
 
+from changen.cli.progress import rich_sink
 from changen.data.output import check_output_dir
 from changen.data.readers import open_dataset
 from changen.data.world import write_sample_world
+from changen.detectors import load_detector
+from changen.detectors.augment import PairAugmentConfig
+from changen.detectors.data import ChangePairDataset, SegSpec
+from changen.detectors.evaluate import SCORE_NAMES, evaluate_detector
+from changen.detectors.train import DetectorTrainConfig, TrainResult, train_detector
+from changen.engine.config import RunConfig
+from changen.engine.progress import ProgressSink
 from changen.events import ChangeProcess
 from changen.generation import GenerationConfig, RunOptions, generate_dataset
-from changen.training.detector import (
-    SCORE_NAMES,
-    DetectorTrainConfig,
-    TrainResult,
-    evaluate_detector,
-    load_detector,
-    train_detector,
-)
-from changen.training.detector_aug import PairAugmentConfig
-from changen.training.detector_data import ChangePairDataset, SegSpec
 
 ARMS = ("pretrained_finetuned", "scratch_finetuned", "zero_shot")
 QUICK = {
@@ -97,7 +95,7 @@ def build_data(args: argparse.Namespace, root: Path) -> dict[str, Path]:
     }
 
 
-def _config(args: argparse.Namespace, seed: int, **kw: Any) -> DetectorTrainConfig:
+def _config(args: argparse.Namespace, seed: int, save_every: int, **kw: Any) -> DetectorTrainConfig:
     return DetectorTrainConfig(
         model=args.model,
         backbone=args.backbone,
@@ -105,7 +103,7 @@ def _config(args: argparse.Namespace, seed: int, **kw: Any) -> DetectorTrainConf
         aug=PairAugmentConfig(crop=args.crop),
         lr=args.lr,
         seed=seed,
-        log_every=25,
+        run=RunConfig(devices="auto", save_every=save_every, keep=2, log_every=25),
         eval_batch_size=8,
         **kw,
     )
@@ -121,7 +119,7 @@ def _step_time(result: TrainResult) -> float:
 
 
 def run_seed(
-    args: argparse.Namespace, seed: int, data: dict[str, Path], root: Path
+    args: argparse.Namespace, seed: int, data: dict[str, Path], root: Path, sink: ProgressSink
 ) -> dict[str, Any]:
     """Pre-train, zero-shot, fine-tune from pre-trained and from scratch for one seed."""
     test = open_dataset(data["test"])
@@ -132,10 +130,10 @@ def run_seed(
 
     start = time.perf_counter()
     pre = train_detector(
-        _config(args, seed, steps=args.pretrain_steps, checkpoint_every=args.pretrain_steps),
+        _config(args, seed, args.pretrain_steps, steps=args.pretrain_steps),
         open_dataset(data["synthetic"]),
         root / f"seed{seed}" / "pretrain",
-        progress=args.progress,
+        progress=sink,
     )
     timing["pretrain_s"] = time.perf_counter() - start
     out["pretrain_sec_per_step"] = round(_step_time(pre), 4)
@@ -149,18 +147,12 @@ def run_seed(
 
     n = args.finetune_steps
     tune = _config(
-        args,
-        seed,
-        steps=n,
-        train_fraction=args.fraction,
-        semantic=False,
-        checkpoint_every=n,
-        validate_every=n,
+        args, seed, n, steps=n, train_fraction=args.fraction, semantic=False, validate_every=n
     )
     for arm, init in (("pretrained_finetuned", pre.checkpoint), ("scratch_finetuned", None)):
         start = time.perf_counter()
         result = train_detector(
-            tune, train, root / f"seed{seed}" / arm, val=test, init=init, progress=args.progress
+            tune, train, root / f"seed{seed}" / arm, val=test, init=init, progress=sink
         )
         timing[f"{arm}_s"] = time.perf_counter() - start
         assert result.val is not None
@@ -218,7 +210,10 @@ def main() -> None:
     start = time.perf_counter()
     data = build_data(args, args.out / "data")
     data_s = time.perf_counter() - start
-    per_seed = {seed: run_seed(args, seed, data, args.out / "runs") for seed in args.seeds}
+    with rich_sink(args.progress) as sink:
+        per_seed = {
+            seed: run_seed(args, seed, data, args.out / "runs", sink) for seed in args.seeds
+        }
     report = {
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "data": {name: len(open_dataset(path)) for name, path in data.items()},

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -23,6 +25,15 @@ def real_root() -> Path:
 
 
 @pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Run the test with one torch thread (the CPU kernels, and so the bits, of CI)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
@@ -30,7 +41,7 @@ def rng() -> np.random.Generator:
 @pytest.fixture
 def fake_synthesizers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Register the generation tests' synthesizers (``noise_fill``, ``picky``) for one test."""
-    from test_generation_fixtures import register_fakes
+    from fixtures_generation import register_fakes
 
     register_fakes(monkeypatch)
 
@@ -38,6 +49,6 @@ def fake_synthesizers(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def source(tmp_path: Path) -> Path:
     """A small sample-world source (4 scenes of 64², OpenEarthMap classes)."""
-    from test_generation_fixtures import world_source
+    from fixtures_generation import world_source
 
     return world_source(tmp_path / "src")

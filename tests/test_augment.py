@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from changen.errors import ConfigError, DataError
-from changen.training.augment import (
+from changen.data.augment import (
     AugmentConfig,
     AugmentPlan,
     apply_plan,
     center_plan,
     draw_plan,
 )
+from changen.errors import ConfigError, DataError
 
 PALETTE = np.array(
     [[0, 0, 0], [250, 10, 10], [10, 250, 10], [10, 10, 250], [250, 250, 10]], np.uint8

@@ -51,7 +51,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def run(world: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cli_run") / "run"
-    result = ok("train", "--data", world["pairs"], "--out", out, "--steps", "3", *SMALL)
+    result = ok("train", world["pairs"], "--out", out, "--steps", "3", *SMALL)
     assert "trained 3 steps" in result.output
     return out
 
@@ -71,7 +71,7 @@ def test_info_json_and_forgiving_names() -> None:
 
 def test_eval_json_and_per_image_csv(run: Path, world: dict[str, Path], tmp_path: Path) -> None:
     csv_path = tmp_path / "per_image.csv"
-    result = ok("eval", "--data", world["pairs"], "--ckpt", run, "--json", "--csv", csv_path)
+    result = ok("eval", world["pairs"], "--ckpt", run, "--json", "--csv", csv_path)
     scores = json.loads(result.output)
     for key in ("precision", "recall", "f1", "iou"):
         assert 0.0 <= scores[key] <= 1.0
@@ -79,7 +79,7 @@ def test_eval_json_and_per_image_csv(run: Path, world: dict[str, Path], tmp_path
     rows = list(csv.DictReader(csv_path.open()))
     assert [r["name"] for r in rows] == [f"world_{i:05d}" for i in range(6)]
     assert sum(int(r["tp"]) for r in rows) == scores["tp"]
-    table = ok("eval", "--data", world["pairs"], "--ckpt", run, "--csv", csv_path, "--no-progress")
+    table = ok("eval", world["pairs"], "--ckpt", run, "--csv", csv_path, "--no-progress")
     assert "f1" in table.output and "per-image scores" in table.output
 
 
@@ -99,7 +99,7 @@ def test_predict_png_with_preview(run: Path, world: dict[str, Path], tmp_path: P
 
 def test_finetune_with_train_fraction(run: Path, world: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "ft"
-    args = ["--init", run, "--data", world["pairs"], "--out", out, "--steps", "2"]
+    args = ["--init", run, world["pairs"], "--out", out, "--steps", "2"]
     ok(
         "finetune",
         *args,
@@ -118,29 +118,25 @@ def test_finetune_with_train_fraction(run: Path, world: dict[str, Path], tmp_pat
 
 def test_resume_from_the_command_line(world: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "run"
-    args = ["--data", world["pairs"], "--out", out, "--steps", "4", "--checkpoint-every", "2"]
+    args = [world["pairs"], "--out", out, "--steps", "4", "--save-every", "2"]
     ok("train", *args, *SMALL)
-    shutil.rmtree(out / "checkpoints" / "step-0000004")
+    for name in ("step-4", "last"):  # as if killed after step 2
+        shutil.rmtree(out / "checkpoints" / name)
     result = ok("train", *args, *SMALL, "--resume")
     assert "trained 4 steps" in result.output
     busy = invoke("train", *args, *SMALL)
     assert isinstance(busy.exception, OutputExistsError)
-    nothing = invoke(
-        "train", "--data", world["pairs"], "--out", tmp_path / "new", *SMALL, "--resume"
-    )
+    nothing = invoke("train", world["pairs"], "--out", tmp_path / "new", *SMALL, "--resume")
     assert isinstance(nothing.exception, ConfigError)
 
 
 def test_star_needs_scenes_and_scenes_need_star(world: dict[str, Path], tmp_path: Path) -> None:
-    wrong = invoke(
-        "train", "--data", world["pairs"], "--out", tmp_path / "a", "--mode", "star", *SMALL
-    )
+    wrong = invoke("train", world["pairs"], "--out", tmp_path / "a", "--mode", "star", *SMALL)
     assert isinstance(wrong.exception, ConfigError) and "supervised" in str(wrong.exception)
-    other = invoke("train", "--data", world["scenes"], "--out", tmp_path / "b", *SMALL)
+    other = invoke("train", world["scenes"], "--out", tmp_path / "b", *SMALL)
     assert isinstance(other.exception, ConfigError) and "star" in str(other.exception)
     ok(
         "train",
-        "--data",
         world["scenes"],
         "--out",
         tmp_path / "c",
@@ -161,7 +157,6 @@ def test_eval_on_real_levircd_crops(real_root: Path, run: Path, tmp_path: Path) 
         pytest.skip("levircd_crops not in the real samples")
     result = ok(
         "eval",
-        "--data",
         crops,
         "--format",
         "levircd",

@@ -15,7 +15,7 @@ from changen.cli.gallery import gallery
 from changen.cli.generate import generate
 from changen.data.readers import open_dataset
 from changen.errors import ConfigError, FormatError
-from test_generation_fixtures import small_process
+from fixtures_generation import small_process
 
 
 def make_app() -> typer.Typer:

@@ -15,21 +15,16 @@ from typer.testing import CliRunner
 from changen.cli.train import app as train_app
 from changen.data.imageio import read_image
 from changen.data.world import write_sample_world
+from changen.engine.checkpoint import load_state
+from changen.engine.metrics import read_metrics
 from changen.errors import ConfigError, DataError, OutputExistsError
 from changen.synthesis.gan import GanConfig
-from changen.training.checkpoint import load_state
-from changen.training.logs import read_metrics
 
 TINY = ("--preset", "tiny", "--size", "32", "--batch-size", "2", "--workers", "0")
 RUNTIME = ("--accelerator", "cpu", "--log-every", "1", "--no-progress")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_app() -> typer.Typer:
@@ -55,7 +50,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_train_writes_the_run_folder_and_resumes(world: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     result = invoke(
-        "--data", world, "--out", run, *TINY, *RUNTIME,
+        world, "--out", run, *TINY, *RUNTIME,
         "--steps", "4", "--save-every", "2", "--sample-every", "2", "--keep", "1",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -78,7 +73,7 @@ def test_train_writes_the_run_folder_and_resumes(world: Path, tmp_path: Path) ->
     assert load_file(str(last / "discriminator.safetensors"))
     state = load_state(last)
     assert {"optimizer_g", "optimizer_d", "ema", "step", "data", "rng"} <= set(state)
-    assert set(state["rng"]) == {"torch", "numpy", "python"}
+    assert set(state["rng"]) == {"torch", "cuda", "numpy", "python"}
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-2.png", "step-4.png"]
     grid = read_image(run / "samples" / "step-4.png")
     assert grid.ndim == 3 and grid.shape[0] > grid.shape[1]  # five rows, one column
@@ -86,7 +81,7 @@ def test_train_writes_the_run_folder_and_resumes(world: Path, tmp_path: Path) ->
     assert (run / "losses.png").stat().st_size > 1000
 
     # a non-empty run folder is refused without --resume
-    again = invoke("--data", world, "--out", run, *TINY, *RUNTIME, "--steps", "4")
+    again = invoke(world, "--out", run, *TINY, *RUNTIME, "--steps", "4")
     assert isinstance(again.exception, OutputExistsError)
 
     # --resume continues to more steps; settings fixed by the run are refused
@@ -99,14 +94,14 @@ def test_train_writes_the_run_folder_and_resumes(world: Path, tmp_path: Path) ->
 
 
 def test_checkpoint_loads_as_a_synthesizer(world: Path, tmp_path: Path) -> None:
-    pytest.importorskip("changen.synthesis.gan.synthesizer")
     from changen.data.readers import open_dataset
     from changen.synthesis import SynthesisBatch, load_synthesizer
 
     run = tmp_path / "run"
-    result = invoke("--data", world, "--out", run, *TINY, *RUNTIME, "--steps", "1")
+    result = invoke(world, "--out", run, *TINY, *RUNTIME, "--steps", "1")
     assert result.exit_code == 0, result.output
-    synth = load_synthesizer(run / "checkpoints" / "last", device="cpu")
+    synth = load_synthesizer(run, device="cpu")  # a run folder stands for its last checkpoint
+    assert synth.config()["checkpoint"] == str((run / "checkpoints" / "last").resolve())
     scene = open_dataset(world)[0]
     mask = scene.mask[None, :32, :32]
     batch = SynthesisBatch(scene.image[None, :32, :32], mask, mask)
@@ -126,17 +121,17 @@ def test_checkpoint_loads_as_a_synthesizer(world: Path, tmp_path: Path) -> None:
 def test_bad_options_are_one_line_errors(
     world: Path, tmp_path: Path, args: tuple[str, ...], error: type, message: str
 ) -> None:
-    result = invoke("--data", world, "--out", tmp_path / "run", *TINY[2:], *RUNTIME, *args)
+    result = invoke(world, "--out", tmp_path / "run", *TINY[2:], *RUNTIME, *args)
     assert isinstance(result.exception, error), result.output
     assert message in str(result.exception) and "\n" not in str(result.exception)
 
 
 def test_missing_data_and_empty_dataset(tmp_path: Path) -> None:
     result = invoke("--out", tmp_path / "run", *RUNTIME)
-    assert isinstance(result.exception, ConfigError) and "--data" in str(result.exception)
+    assert isinstance(result.exception, ConfigError) and "DATA" in str(result.exception)
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = invoke("--data", empty, "--out", tmp_path / "run", *RUNTIME)
+    result = invoke(empty, "--out", tmp_path / "run", *RUNTIME)
     assert isinstance(result.exception, DataError)
     nothing = invoke("--out", tmp_path / "fresh", "--resume", *RUNTIME)
     assert isinstance(nothing.exception, DataError) and "no checkpoint" in str(nothing.exception)

@@ -14,26 +14,21 @@ from torch import nn
 from changen.data.readers import open_dataset
 from changen.data.readers.base import ChangeReader
 from changen.data.world import write_sample_world
-from changen.detectors import ChangeOutput
-from changen.errors import ConfigError, DataError, OutputExistsError
-from changen.sample import ChangeSample
-from changen.taxonomies import BINARY_BUILDING, LOVEDA, OPENEARTHMAP
-from changen.training.detector import (
-    DetectorTrainConfig,
-    build_model,
-    detector_loss,
-    evaluate_detector,
-    load_detector,
-    train_detector,
-)
-from changen.training.detector_aug import IGNORE, PairAugmentConfig, augment
-from changen.training.detector_data import (
+from changen.detectors import ChangeOutput, load_detector
+from changen.detectors.augment import IGNORE, PairAugmentConfig, augment
+from changen.detectors.data import (
     ChangePairDataset,
     EpochBatchSampler,
     SegSpec,
     StarPairDataset,
     subset_indices,
 )
+from changen.detectors.evaluate import evaluate_detector
+from changen.detectors.train import DetectorTrainConfig, build_model, detector_loss, train_detector
+from changen.engine.config import RunConfig
+from changen.errors import ConfigError, DataError, OutputExistsError
+from changen.sample import ChangeSample
+from changen.taxonomies import BINARY_BUILDING, LOVEDA, OPENEARTHMAP
 
 torch.set_num_threads(1)
 
@@ -295,13 +290,12 @@ def test_all_negative_split(tmp_path: Path) -> None:
 
 
 def test_train_then_eval_end_to_end(world: dict[str, Path], tmp_path: Path) -> None:
-    config = DetectorTrainConfig(steps=16, log_every=4, lr=0.05, **TINY)
+    config = DetectorTrainConfig(steps=16, run=RunConfig(log_every=4), lr=0.05, **TINY)
     result = train_detector(
         config,
         open_dataset(world["pairs"]),
         tmp_path / "run",
         val=open_dataset(world["test"]),
-        progress=False,
     )
     run = tmp_path / "run"
     assert {p.name for p in run.iterdir()} == {
@@ -310,7 +304,7 @@ def test_train_then_eval_end_to_end(world: dict[str, Path], tmp_path: Path) -> N
         "metrics.csv",
         "curves.png",
     }
-    assert result.step == 16 and result.checkpoint.name == "step-0000016"
+    assert result.step == 16 and result.checkpoint.name == "last"
     losses = [row["loss"] for _, row in result.history if "loss" in row]
     assert losses[-1] < losses[0]
     assert result.val is not None and 0 <= result.val.scores.f1 <= 1
@@ -322,38 +316,38 @@ def test_train_then_eval_end_to_end(world: dict[str, Path], tmp_path: Path) -> N
     )
     assert again.scores == result.val.scores
     with pytest.raises(OutputExistsError):
-        train_detector(config, open_dataset(world["pairs"]), run, progress=False)
+        train_detector(config, open_dataset(world["pairs"]), run)
 
 
 def test_resume_is_exact(world: dict[str, Path], tmp_path: Path) -> None:
-    every = {"checkpoint_every": 3, "keep_checkpoints": 5, "log_every": 1}
+    every = {"run": RunConfig(devices="auto", save_every=3, keep=5, log_every=1)}
     config = DetectorTrainConfig(steps=6, **every, **TINY)
     data = open_dataset(world["pairs"])
     full = tmp_path / "full"
-    train_detector(config, data, full, progress=False)
+    train_detector(config, data, full)
     cut = tmp_path / "cut"
     shutil.copytree(full, cut)
-    assert sorted(p.name for p in (cut / "checkpoints").iterdir()) == [
-        "step-0000003",
-        "step-0000006",
-    ]
-    shutil.rmtree(cut / "checkpoints" / "step-0000006")  # as if killed after step 3
-    result = train_detector(config, data, cut, resume=True, progress=False)
+    assert sorted(p.name for p in (cut / "checkpoints").iterdir()) == ["last", "step-3", "step-6"]
+    for name in ("step-6", "last"):  # as if killed after step 3
+        shutil.rmtree(cut / "checkpoints" / name)
+    result = train_detector(config, data, cut, resume=True)
     assert result.step == 6
-    a = load_file(str(full / "checkpoints/step-0000006/model.safetensors"))
-    b = load_file(str(cut / "checkpoints/step-0000006/model.safetensors"))
+    a = load_file(str(full / "checkpoints/step-6/model.safetensors"))
+    b = load_file(str(cut / "checkpoints/step-6/model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [s for s, _ in result.history] == [1, 2, 3, 4, 5, 6]  # rows after 3 dropped, redone
     other = DetectorTrainConfig(steps=6, lr=0.1, **every, **TINY)
     with pytest.raises(ConfigError, match="lr"):
-        train_detector(other, data, cut, resume=True, progress=False)
+        train_detector(other, data, cut, resume=True)
     with pytest.raises(ConfigError, match="resume"):
-        train_detector(config, data, tmp_path / "empty", resume=True, progress=False)
+        train_detector(config, data, tmp_path / "empty", resume=True)
 
 
 def test_bf16_autocast_and_adamw(world: dict[str, Path], tmp_path: Path) -> None:
-    config = DetectorTrainConfig(steps=2, precision="bf16", optimizer="adamw", lr=1e-3, **TINY)
-    result = train_detector(config, open_dataset(world["pairs"]), tmp_path / "run", progress=False)
+    config = DetectorTrainConfig(
+        steps=2, run=RunConfig(precision="bf16"), optimizer="adamw", lr=1e-3, **TINY
+    )
+    result = train_detector(config, open_dataset(world["pairs"]), tmp_path / "run")
     weights = load_file(str(result.checkpoint / "model.safetensors"))
     floats = [w for w in weights.values() if w.is_floating_point()]
     assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in floats)
@@ -374,7 +368,7 @@ def test_star_and_finetune(world: dict[str, Path], tmp_path: Path) -> None:
         aug=PairAugmentConfig(crop=64),
         object_classes=(8,),
     )
-    pre = train_detector(star, open_dataset(world["scenes"]), tmp_path / "pre", progress=False)
+    pre = train_detector(star, open_dataset(world["scenes"]), tmp_path / "pre")
     _, saved = load_detector(pre.checkpoint)
     assert saved["model_config"]["num_semantic_classes"] == 1
     assert saved["model_config"]["symmetric"] is True
@@ -388,7 +382,7 @@ def test_star_and_finetune(world: dict[str, Path], tmp_path: Path) -> None:
         train_fraction=0.25,
     )
     result = train_detector(
-        tune, open_dataset(world["pairs"]), tmp_path / "ft", init=pre.checkpoint, progress=False
+        tune, open_dataset(world["pairs"]), tmp_path / "ft", init=pre.checkpoint
     )
     tuned = load_file(str(result.checkpoint / "model.safetensors"))
     start = load_file(str(pre.checkpoint / "model.safetensors"))
@@ -399,9 +393,7 @@ def test_star_and_finetune(world: dict[str, Path], tmp_path: Path) -> None:
     assert moved < (start[key].abs().max())  # ... and not re-initialised
     bad = DetectorTrainConfig(steps=1, **TINY)
     with pytest.raises(ConfigError, match="do not fit"):
-        train_detector(
-            bad, open_dataset(world["pairs"]), tmp_path / "bad", init=pre.checkpoint, progress=False
-        )
+        train_detector(bad, open_dataset(world["pairs"]), tmp_path / "bad", init=pre.checkpoint)
 
 
 @pytest.mark.real
@@ -413,7 +405,7 @@ def test_train_and_eval_on_real_levircd_crops(real_root: Path, tmp_path: Path) -
     config = DetectorTrainConfig(
         model="fc_siam_diff", steps=2, batch_size=2, aug=PairAugmentConfig(crop=128)
     )
-    result = train_detector(config, reader, tmp_path / "run", val=reader, progress=False)
+    result = train_detector(config, reader, tmp_path / "run", val=reader)
     assert result.val is not None and len(result.val.per_image) == len(reader) == 11
     s = result.val.scores
     assert s.tp + s.fn > 0  # LEVIR-CD's 0/255 labels were read as change, not ignore

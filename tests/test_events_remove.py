@@ -150,7 +150,7 @@ def test_user_facing_defaults_fill_multiclass_removals_with_the_surrounding_clas
     """OpenEarthMap's background id 0 is "unknown": without a --fill, the CLI and the GAN
     trainer fill removed land-cover objects from their surroundings; binary masks keep 0."""
     from changen.cli.simulate import build_process
-    from changen.training.gan_data import default_process
+    from changen.synthesis.gan.train_data import default_process
 
     def cli(
         taxonomy: Taxonomy, events: str | None = None, unlabeled: bool = False

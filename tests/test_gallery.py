@@ -16,7 +16,7 @@ from changen.errors import FormatError
 from changen.generation import RunOptions, generate_dataset
 from changen.generation.shards import read_rows
 from changen.viz.gallery import change_overlay, render_gallery
-from test_generation_fixtures import config, register_fakes, world_source
+from fixtures_generation import config, register_fakes, world_source
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 N_SAMPLES = 8

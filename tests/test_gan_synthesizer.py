@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from changen.engine.checkpoint import save_checkpoint
 from changen.errors import ConfigError, DataError
 from changen.sample import Taxonomy
 from changen.synthesis import load_synthesizer
@@ -19,18 +19,12 @@ from changen.synthesis.gan import ChangenGenerator, preset, sample_noise
 from changen.synthesis.gan.classes import class_lut, model_class_ids, to_model_ids
 from changen.synthesis.gan.synthesizer import GanSynthesizer, forward_chunks
 from changen.taxonomies import LOVEDA, OPENEARTHMAP
-from changen.training.checkpoint import save_checkpoint
 
 TAX = OPENEARTHMAP
 N = TAX.num_classes
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_generator(seed: int = 0, num_classes: int = N) -> ChangenGenerator:

@@ -9,15 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from changen.engine.checkpoint import save_checkpoint
 from changen.errors import ConfigError
 from changen.generation import RunOptions, generate_dataset
 from changen.sample import Taxonomy
 from changen.synthesis.gan import ChangenGenerator, preset
 from changen.taxonomies import BINARY_BUILDING, OPENEARTHMAP
-from changen.training.checkpoint import save_checkpoint
-from test_generation_fixtures import config, dataset_files, world_source
-
-pytest.importorskip("changen.synthesis.gan.synthesizer")
+from fixtures_generation import config, dataset_files, world_source
 
 
 def tiny_checkpoint(path: Path, taxonomy: Taxonomy) -> Path:

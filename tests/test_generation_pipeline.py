@@ -23,8 +23,8 @@ from changen.generation import RunOptions, generate_dataset, sample_rngs
 from changen.generation.shards import read_rows
 from changen.sample import ChangeSample, GeoRef
 from changen.taxonomies import OPENEARTHMAP
+from fixtures_generation import config, dataset_files, world_source
 from fixtures_scenes import make_loveda_dataset
-from test_generation_fixtures import config, dataset_files, world_source
 
 pytestmark = pytest.mark.usefixtures("fake_synthesizers")
 
@@ -166,7 +166,7 @@ def test_errors_before_any_work(source: Path, tmp_path: Path) -> None:
         (config(source, crop=65), ConfigError, r"--crop 65 is larger than item 'world_00000'"),
         (config(source, empty="drop"), ConfigError, "--empty 'drop'"),
         (
-            config(source, synthesizer_options={"device": "cuda"}),
+            config(source, synthesizer_options={"colour": "red"}),
             ConfigError,
             "NoiseFill\\(\\) takes no arguments",
         ),

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from changen.errors import ConfigError, DataError
-from changen.generation.plan import Plan, sample_rngs
+from changen.generation.plan import Plan
 from changen.generation.shards import shard_ranges
+from changen.seeding import sample_rngs
 
 
 def test_plan_is_item_major_with_variants() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from changen.generation import RunOptions, generate_dataset
-from test_generation_fixtures import config, dataset_files, world_source
+from fixtures_generation import config, dataset_files, world_source
 
 ray = pytest.importorskip("ray", reason="Ray Data is an optional extra (changen[distributed])")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")

@@ -15,7 +15,7 @@ import pytest
 
 from changen.errors import ConfigError, DataError, OutputExistsError
 from changen.generation import RunOptions, generate_dataset
-from test_generation_fixtures import config, dataset_files, world_source
+from fixtures_generation import config, dataset_files, world_source
 
 # Runs the real console entry point; registers the command first if app.py does not yet.
 CLI = """

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from changen.data.readers import open_dataset
 from changen.data.world import write_sample_world
+from changen.detectors.augment import IGNORE, PairAugmentConfig
+from changen.detectors.data import SegSpec, StarPairDataset
+from changen.detectors.pairing import derangement, star_pairs
 from changen.errors import ConfigError
-from changen.training.detector_aug import IGNORE, PairAugmentConfig
-from changen.training.detector_data import SegSpec, StarPairDataset
-from changen.training.pairing import derangement, star_pairs
 
 
 @settings(max_examples=200, deadline=None)

@@ -65,8 +65,8 @@ def test_one_generator_per_sample(name: str) -> None:
 
 
 def test_registry_loads_both_baselines_with_options() -> None:
-    assert SYNTHESIZERS["copy_paste"] == ("changen.synthesis.copy_paste", "CopyPaste")
-    assert SYNTHESIZERS["inpaint"] == ("changen.synthesis.inpaint", "Inpaint")
+    assert SYNTHESIZERS["copy_paste"] == "changen.synthesis.copy_paste:CopyPaste"
+    assert SYNTHESIZERS["inpaint"] == "changen.synthesis.inpaint:Inpaint"
     copy = load_synthesizer("copy_paste")
     assert isinstance(copy, CopyPaste) and isinstance(copy, Synthesizer)
     assert copy.name == "copy_paste"
@@ -131,3 +131,10 @@ def test_instance_maps_must_hold_ids(instances: object) -> None:
     batch = SynthesisBatch(**arrays, events=[_records()])
     with pytest.raises(DataError, match="t1_instances"):
         CopyPaste()(batch, [np.random.default_rng(0)])
+
+
+def test_run_options_reach_only_synthesizers_that_take_them() -> None:
+    """``--device`` is a run option: learning-free synthesizers do not take it."""
+    assert load_synthesizer("copy_paste", device="cpu").name == "copy_paste"
+    with pytest.raises(ConfigError, match="unexpected keyword"):
+        load_synthesizer("copy_paste", colour="red")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -13,6 +13,7 @@ from changen.data.world import WorldConfig, render_scene
 from changen.errors import DataError
 from changen.events import ChangeChain, ChangeProcess, simulate
 from changen.synthesis.base import SynthesisBatch
+from changen.synthesis.copy_paste import CopyPaste
 from changen.synthesis.gan import ChangenGenerator, preset
 from changen.synthesis.gan.synthesizer import GanSynthesizer
 from changen.synthesis.series import synthesize_series, synthesize_series_batch
@@ -21,12 +22,7 @@ from changen.taxonomies import OPENEARTHMAP
 PROCESS = ChangeProcess.from_flags("create,remove", count=(1, 3), steps=3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def scene_chain(seed: int, size: int = 64, steps: int = 3) -> tuple[np.ndarray, ChangeChain]:
@@ -113,9 +109,8 @@ def test_tiny_gan_series_is_deterministic_and_batch_free() -> None:
 
 
 def test_copy_paste_series_keeps_never_changed_pixels() -> None:
-    copy_paste = pytest.importorskip("changen.synthesis.copy_paste")
     image, chain = scene_chain(6, size=96)
-    series = synthesize_series(copy_paste.CopyPaste(), image, chain, np.random.default_rng(0))
+    series = synthesize_series(CopyPaste(), image, chain, np.random.default_rng(0))
     stable = (chain.masks == chain.masks[0]).all(0) & (chain.instances == chain.instances[0]).all(0)
     assert 0 < stable.mean() < 1
     for t in range(1, chain.steps + 1):

@@ -13,24 +13,26 @@ from lightning.fabric import Fabric
 from safetensors.torch import load_file
 
 from changen.data.world import write_sample_world
+from changen.engine.checkpoint import load_config, load_state
+from changen.engine.config import RunConfig
+from changen.engine.data import make_loader
+from changen.engine.metrics import MetricsLog, read_metrics
+from changen.engine.progress import Advance
 from changen.errors import ConfigError, DataError
-from changen.training import gan as gan_module
-from changen.training.checkpoint import load_config, load_state
-from changen.training.gan import GanTrainer, d_accuracy, train_generator
-from changen.training.gan_config import GanTrainConfig, resolve_gan, scale_widths
-from changen.training.gan_data import StepBatchSampler, holdout_split, make_loader
-from changen.training.gan_run import resume_config
-from changen.training.logs import MetricsLog, read_metrics
+from changen.synthesis.gan import train as gan_module
+from changen.synthesis.gan.train import GanTrainer, d_accuracy, train_generator
+from changen.synthesis.gan.train_config import (
+    GanTrainConfig,
+    resolve_gan,
+    resume_config,
+    scale_widths,
+)
+from changen.synthesis.gan.train_data import StepBatchSampler, holdout_split
 
 WORLD_SIZE = 96
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +49,24 @@ def tiny(world: Path, **kw) -> GanTrainConfig:
         "batch_size": 2,
         "steps": 6,
         "holdout": 0.2,
-        "accelerator": "cpu",
-        "log_every": 1,
+        "run": RunConfig(accelerator="cpu", log_every=1, save_every=0),
         "sample_every": 0,
-        "save_every": 0,
         "preview": 1,
     }
     return GanTrainConfig(**{**base, **kw})
+
+
+class NoteRecorder:
+    """A progress sink that keeps the notes it is given."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def task(self, description: str, total: int | None, completed: int = 0) -> Advance:
+        return lambda n=1, info=None: None
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
 
 
 def cpu() -> Fabric:
@@ -121,7 +134,7 @@ def test_config_checks_and_width_scaling(world: Path) -> None:
     with pytest.raises(ConfigError, match=r"multiple of 32.*--size 96"):
         GanTrainConfig(data=str(world), size=100)
     with pytest.raises(ConfigError, match="precision"):
-        GanTrainConfig(data=str(world), precision="fp16")
+        RunConfig(precision="fp16")  # type: ignore[arg-type]  # the invalid value under test
     config = tiny(world)
     gan = resolve_gan(config, 9)
     assert gan.num_classes == 9 and gan.generator.ignore_index == 255
@@ -273,12 +286,12 @@ def test_resume_reproduces_the_uninterrupted_run(
 ) -> None:
     keys = _record_keys(monkeypatch)
     k = 3
-    straight = train_generator(tiny(world, steps=2 * k), tmp_path / "a", progress=False)
+    straight = train_generator(tiny(world, steps=2 * k), tmp_path / "a")
     straight_keys = list(keys)
     keys.clear()
-    train_generator(tiny(world, steps=k), tmp_path / "b", progress=False)
+    train_generator(tiny(world, steps=k), tmp_path / "b")
     resumed = train_generator(
-        resume_config(tmp_path / "b", steps=2 * k), tmp_path / "b", resume=True, progress=False
+        resume_config(tmp_path / "b", steps=2 * k), tmp_path / "b", resume=True
     )
     assert keys == straight_keys  # the same data, in the same order
     assert straight_keys[k:] != straight_keys[:k] and resumed.step == 2 * k
@@ -301,11 +314,11 @@ def test_resume_reproduces_the_uninterrupted_run(
 
 
 def test_resume_refuses_changed_settings(world: Path, tmp_path: Path) -> None:
-    train_generator(tiny(world, steps=1, preview=0), tmp_path / "r", progress=False)
+    train_generator(tiny(world, steps=1, preview=0), tmp_path / "r")
     with pytest.raises(ConfigError, match="size"):
         resume_config(tmp_path / "r", size=64)
     with pytest.raises(ConfigError, match="seed"):
-        train_generator(tiny(world, steps=2, seed=1), tmp_path / "r", resume=True, progress=False)
+        train_generator(tiny(world, steps=2, seed=1), tmp_path / "r", resume=True)
     with pytest.raises(DataError, match="no checkpoint"):
         resume_config(tmp_path / "nothing")
 
@@ -350,7 +363,7 @@ def test_fid_is_logged_when_available_and_skipped_once_when_not(
     module.compute_fidelity = compute_fidelity  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "changen.metrics.fidelity", module)
     config = tiny(world, steps=2, fid_every=1, fid_samples=4, preview=0)
-    train_generator(config, tmp_path / "a", progress=False)
+    train_generator(config, tmp_path / "a")
     assert calls == [((1, 32, 32, 3), (1, 32, 32, 3), np.uint8, np.uint8)] * 2  # 1 held-out item
     rows = [r for _, r in read_metrics(tmp_path / "a/metrics.csv") if "fid" in r]
     assert rows == [{"fid": 12.5, "kid_mean": 0.25}] * 2
@@ -359,9 +372,9 @@ def test_fid_is_logged_when_available_and_skipped_once_when_not(
         raise RuntimeError("no Inception weights")
 
     module.compute_fidelity = broken  # type: ignore[attr-defined]
-    notes: list[str] = []
-    train_generator(config, tmp_path / "b", progress=False, note=notes.append)
-    assert notes == ["FID/KID skipped from now on: no Inception weights"]
+    notes = NoteRecorder()
+    train_generator(config, tmp_path / "b", progress=notes)
+    assert notes.notes == ["FID/KID skipped from now on: no Inception weights"]
     assert all("fid" not in r for _, r in read_metrics(tmp_path / "b/metrics.csv"))
 
 
@@ -376,7 +389,7 @@ def test_trains_on_real_tiles(
     """Two steps on real 1024² tiles: xView2 pre-disaster buildings, and LoveDA, whose ignore
     id is 0 and background 1 (mapped to GAN classes 0..6, ignore 255)."""
     config = tiny(real_root / folder, format=format, size=64, steps=2, holdout=0.34)
-    result = train_generator(config, tmp_path / "run", progress=False)
+    result = train_generator(config, tmp_path / "run")
     saved = load_config(result.checkpoint)
     assert saved["class_ids"] == class_ids
     assert saved["gan"]["generator"]["num_classes"] == len(class_ids)

@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from changen.cli.progress import rich_sink
+
 app = typer.Typer(help="Inspect, convert and generate datasets.", no_args_is_help=True)
 
 
@@ -23,9 +25,10 @@ def inspect(
     """Detect a dataset's format and print counts, sizes, bands, classes and objects."""
     from changen.data.inspect import inspect_dataset
 
-    summary = inspect_dataset(
-        path, format=format, taxonomy=taxonomy, limit=limit, progress=not as_json
-    )
+    with rich_sink(not as_json, unit="items", transient=True) as sink:
+        summary = inspect_dataset(
+            path, format=format, taxonomy=taxonomy, limit=limit, progress=sink
+        )
     if as_json:
         typer.echo(json.dumps(summary))
         return

@@ -96,7 +96,8 @@ def demo(
 ) -> None:
     """Run the whole pipeline on the built-in sample world: scenes, change events, synthesis,
     a LEVIR-CD-style dataset with provenance, and its HTML gallery."""
-    from changen.cli.generate import RichProgress, progress_bar, summary
+    from changen.cli.generate import summary
+    from changen.cli.progress import rich_sink
     from changen.data.world import write_sample_world
     from changen.generation import GenerationConfig, RunOptions, generate_dataset
     from changen.viz.gallery import render_gallery
@@ -109,8 +110,8 @@ def demo(
         source=str(source), synthesizer=spec, process=demo_process(), seed=seed
     )
     run = RunOptions(workers=workers, overwrite=overwrite)
-    with progress_bar(progress) as bar:
-        result = generate_dataset(config, out / "dataset", run, RichProgress(bar))
+    with rich_sink(progress, unit="samples") as sink:
+        result = generate_dataset(config, out / "dataset", run, sink)
     page = render_gallery(result.out)
     console = Console()
     console.print(summary(result, "levircd"), highlight=False, soft_wrap=True)

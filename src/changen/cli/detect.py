@@ -1,6 +1,6 @@
 """``changen detect``: train, fine-tune, evaluate and run change detectors; model facts.
 
-A thin layer over :mod:`changen.training.detector` (training, checkpoints, evaluation) and
+A thin layer over :mod:`changen.detectors.train` (training, checkpoints, evaluation) and
 :mod:`changen.detectors.inference` (sliding-window prediction). Model and backbone names are
 forgiving: case, ``-`` / ``_`` and ``×`` / ``x`` do not matter (``ChangeStar-1x96``,
 ``resnet-18``, ``MiT-B1``), and ``r18`` means ``resnet18``.
@@ -16,12 +16,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from changen.cli import options
+from changen.cli.progress import rich_sink
 from changen.errors import ConfigError
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from changen.training.detector import DetectorTrainConfig, EvalResult
+    from changen.detectors.evaluate import EvalResult
+    from changen.detectors.train import DetectorTrainConfig
 
 app = typer.Typer(
     help="Change detectors: train, fine-tune, evaluate, predict, model facts.",
@@ -36,7 +39,7 @@ _ALIASES = {
 }
 
 # Options shared by train and finetune (typer reads them as defaults of both signatures).
-DATA = typer.Option(..., "--data", help="Training data: a change dataset, or scenes for STAR.")
+DATA = typer.Argument(..., help="Training data: a change dataset, or scenes for STAR.")
 FORMAT = typer.Option(None, "--format", "-f", help="Force the data format (else detected).")
 TAXONOMY = typer.Option(None, help="Built-in taxonomy of the masks (else the dataset's).")
 OUT = typer.Option(..., "--out", "-o", help="Run folder (empty, or --resume / --overwrite).")
@@ -49,11 +52,7 @@ CROP = typer.Option(256, help="Training crop size (a multiple of 32).")
 LR = typer.Option(None, help="Base learning rate. (default: 0.03 for sgd, 1e-4 for adamw)")
 OPTIMIZER = typer.Option("sgd", help="sgd (momentum 0.9) or adamw; poly(0.9) schedule.")
 WEIGHT_DECAY = typer.Option(None, help="Weight decay. (default: 1e-4 for sgd, 0.01 for adamw)")
-PRECISION = typer.Option("32", help="32 or bf16 (autocast).")
-ACCELERATOR = typer.Option("auto", help="auto, cpu or gpu (Lightning Fabric).")
-DEVICES = typer.Option("auto", help="Devices: auto, a count (2) or ids (0,1).")
-STRATEGY = typer.Option("auto", help="auto or ddp.")
-WORKERS = typer.Option(0, "--workers", help="Data-loading worker processes.")
+PRECISION = typer.Option("fp32", help="fp32 or bf16 (autocast).")
 SEED = typer.Option(0, help="Seed of initialisation, subset, pairing and augmentation.")
 FRACTION = typer.Option(1.0, help="Train on this deterministic fraction of the data (0.05).")
 VAL = typer.Option(None, help="Change dataset evaluated after every epoch and at the end.")
@@ -64,12 +63,8 @@ SEMANTIC = typer.Option(
 OBJECTS = typer.Option(
     None, help="Class ids that make binary object masks, e.g. 8 or 2,3 (default: all classes)."
 )
-CHECKPOINT_EVERY = typer.Option(0, help="Checkpoint every N steps (0: each epoch) and at the end.")
 VALIDATE_EVERY = typer.Option(0, help="Validate every N steps (0: each epoch) and at the end.")
-LOG_EVERY = typer.Option(10, help="Log the training loss every N steps.")
-RESUME = typer.Option(False, help="Continue the run in --out from its newest checkpoint.")
 OVERWRITE = typer.Option(False, help="Allow a non-empty --out (its checkpoints are replaced).")
-PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")
 
 
 def canonical(name: str) -> str:
@@ -84,14 +79,6 @@ def canonical(name: str) -> str:
     return key
 
 
-def _device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def _object_classes(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
@@ -103,22 +90,20 @@ def _object_classes(text: str | None) -> tuple[int, ...] | None:
         ) from None
 
 
-def _train_config(model: str, backbone: str | None, **settings: Any) -> DetectorTrainConfig:
-    from changen.training.detector import DetectorTrainConfig
-    from changen.training.detector_aug import PairAugmentConfig
+def _train_config(
+    model: str, backbone: str | None, run: dict[str, Any], **settings: Any
+) -> DetectorTrainConfig:
+    """The training config of the flags; ``run`` holds the run options that were given."""
+    from changen.detectors.augment import PairAugmentConfig
+    from changen.detectors.train import DetectorTrainConfig, default_run
+    from changen.engine.config import RunConfig
 
-    optimizer = settings["optimizer"]
-    lr = settings.pop("lr")
-    weight_decay = settings.pop("weight_decay")
     return DetectorTrainConfig(
         model=canonical(model),
         backbone=None if backbone is None else canonical(backbone),
         aug=PairAugmentConfig(crop=settings.pop("crop")),
-        lr=lr if lr is not None else (0.03 if optimizer == "sgd" else 1e-4),
-        weight_decay=(
-            weight_decay if weight_decay is not None else (1e-4 if optimizer == "sgd" else 0.01)
-        ),
         object_classes=_object_classes(settings.pop("objects")),
+        run=RunConfig.from_dict(default_run().to_dict() | options.run_settings(**run)),
         **settings,
     )
 
@@ -137,24 +122,25 @@ def _run(
     progress: bool,
 ) -> None:
     from changen.data.readers import open_dataset
-    from changen.training.detector import train_detector
+    from changen.detectors.train import train_detector
 
     reader = open_dataset(data, format=format, taxonomy=taxonomy)
     val_reader = None
     if val is not None:
         val_reader = open_dataset(val, format=val_format, taxonomy=taxonomy)
     sources = {"data": str(data), "format": format, "val": None if val is None else str(val)}
-    result = train_detector(
-        config,
-        reader,
-        out,
-        val=val_reader,
-        init=init,
-        resume=resume,
-        overwrite=overwrite,
-        progress=progress,
-        sources=sources,
-    )
+    with rich_sink(progress, unit="steps") as sink:
+        result = train_detector(
+            config,
+            reader,
+            out,
+            val=val_reader,
+            init=init,
+            resume=resume,
+            overwrite=overwrite,
+            progress=sink,
+            sources=sources,
+        )
     line = f"trained {result.step} steps; checkpoint {result.checkpoint}"
     if result.val is not None:
         s = result.val.scores
@@ -180,23 +166,24 @@ def train(
     lr: float | None = LR,
     optimizer: str = OPTIMIZER,
     weight_decay: float | None = WEIGHT_DECAY,
-    precision: str = PRECISION,
-    accelerator: str = ACCELERATOR,
-    devices: str = DEVICES,
-    strategy: str = STRATEGY,
-    workers: int = WORKERS,
+    precision: str | None = options.PRECISION,
+    accelerator: str | None = options.ACCELERATOR,
+    devices: str | None = options.DEVICES,
+    strategy: str | None = options.STRATEGY,
+    workers: int | None = options.WORKERS,
     seed: int = SEED,
     train_fraction: float = FRACTION,
     val: Path | None = VAL,
     val_format: str | None = VAL_FORMAT,
     semantic: bool = SEMANTIC,
     objects: str | None = OBJECTS,
-    checkpoint_every: int = CHECKPOINT_EVERY,
+    save_every: int | None = options.SAVE_EVERY,
+    keep: int | None = options.KEEP,
     validate_every: int = VALIDATE_EVERY,
-    log_every: int = LOG_EVERY,
-    resume: bool = RESUME,
+    log_every: int | None = options.LOG_EVERY,
+    resume: bool = options.RESUME,
     overwrite: bool = OVERWRITE,
-    progress: bool = PROGRESS,
+    progress: bool = options.PROGRESS,
 ) -> None:
     """Train a change detector: supervised on change pairs, or STAR / G-STAR on scenes."""
     config = _train_config(
@@ -210,18 +197,21 @@ def train(
         lr=lr,
         optimizer=optimizer,
         weight_decay=weight_decay,
-        precision=precision,
-        accelerator=accelerator,
-        devices=devices,
-        strategy=strategy,
-        num_workers=workers,
+        run={
+            "precision": precision,
+            "accelerator": accelerator,
+            "devices": devices,
+            "strategy": strategy,
+            "workers": workers,
+            "save_every": save_every,
+            "keep": keep,
+            "log_every": log_every,
+        },
         seed=seed,
         train_fraction=train_fraction,
         semantic=semantic,
         objects=objects,
-        checkpoint_every=checkpoint_every,
         validate_every=validate_every,
-        log_every=log_every,
     )
     _run(config, data, format, taxonomy, out, val, val_format, None, resume, overwrite, progress)
 
@@ -241,27 +231,28 @@ def finetune(
     lr: float | None = LR,
     optimizer: str = OPTIMIZER,
     weight_decay: float | None = WEIGHT_DECAY,
-    precision: str = PRECISION,
-    accelerator: str = ACCELERATOR,
-    devices: str = DEVICES,
-    strategy: str = STRATEGY,
-    workers: int = WORKERS,
+    precision: str | None = options.PRECISION,
+    accelerator: str | None = options.ACCELERATOR,
+    devices: str | None = options.DEVICES,
+    strategy: str | None = options.STRATEGY,
+    workers: int | None = options.WORKERS,
     seed: int = SEED,
     train_fraction: float = FRACTION,
     val: Path | None = VAL,
     val_format: str | None = VAL_FORMAT,
     semantic: bool = SEMANTIC,
     objects: str | None = OBJECTS,
-    checkpoint_every: int = CHECKPOINT_EVERY,
+    save_every: int | None = options.SAVE_EVERY,
+    keep: int | None = options.KEEP,
     validate_every: int = VALIDATE_EVERY,
-    log_every: int = LOG_EVERY,
-    resume: bool = RESUME,
+    log_every: int | None = options.LOG_EVERY,
+    resume: bool = options.RESUME,
     overwrite: bool = OVERWRITE,
-    progress: bool = PROGRESS,
+    progress: bool = options.PROGRESS,
 ) -> None:
     """Fine-tune a trained detector (weights only) on --train-fraction of a dataset."""
-    from changen.training.checkpoint import load_config
-    from changen.training.detector import resolve_checkpoint
+    from changen.engine.checkpoint import load_config
+    from changen.engine.run import resolve_checkpoint
 
     saved = load_config(resolve_checkpoint(init))
     config = _train_config(
@@ -275,18 +266,21 @@ def finetune(
         lr=lr,
         optimizer=optimizer,
         weight_decay=weight_decay,
-        precision=precision,
-        accelerator=accelerator,
-        devices=devices,
-        strategy=strategy,
-        num_workers=workers,
+        run={
+            "precision": precision,
+            "accelerator": accelerator,
+            "devices": devices,
+            "strategy": strategy,
+            "workers": workers,
+            "save_every": save_every,
+            "keep": keep,
+            "log_every": log_every,
+        },
         seed=seed,
         train_fraction=train_fraction,
         semantic=semantic,
         objects=objects,
-        checkpoint_every=checkpoint_every,
         validate_every=validate_every,
-        log_every=log_every,
     )
     _run(config, data, format, taxonomy, out, val, val_format, init, resume, overwrite, progress)
 
@@ -294,7 +288,7 @@ def finetune(
 def load_model(ckpt: Path | None, official: Path | None, backbone: str | None) -> nn.Module:
     """The detector of ``--ckpt``, or an official ChangeStar 1×96 from ``--official-weights``."""
     if ckpt is not None and official is None:
-        from changen.training.detector import load_detector
+        from changen.detectors import load_detector
 
         return load_detector(ckpt)[0]
     if official is not None and ckpt is None:
@@ -312,7 +306,6 @@ OFFICIAL = typer.Option(
 OFFICIAL_BACKBONE = typer.Option(
     None, help="Backbone of --official-weights: resnet18 or mit_b1. (default: resnet18)"
 )
-DEVICE = typer.Option("auto", help="auto, cpu, cuda or cuda:N.")
 THRESHOLD = typer.Option(0.5, help="Change where the probability exceeds this.")
 
 
@@ -327,7 +320,7 @@ def _print_scores(result: EvalResult, title: str) -> None:
 
 @app.command("eval")
 def evaluate(
-    data: Path = typer.Option(..., "--data", help="Change dataset to evaluate on."),
+    data: Path = typer.Argument(..., help="Change dataset to evaluate on."),
     ckpt: Path | None = CKPT,
     official_weights: Path | None = OFFICIAL,
     backbone: str | None = OFFICIAL_BACKBONE,
@@ -335,33 +328,30 @@ def evaluate(
     taxonomy: str | None = TAXONOMY,
     split: str | None = typer.Option(None, help="Evaluate one split (e.g. test)."),
     batch_size: int = typer.Option(4, "--batch-size", help="Images per forward pass."),
-    device: str = DEVICE,
+    device: str | None = options.DEVICE,
     precision: str = PRECISION,
     threshold: float = THRESHOLD,
     csv: Path | None = typer.Option(
         None, help="Per-image CSV. (default: eval_<data folder>.csv here)"
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    progress: bool = PROGRESS,
+    progress: bool = options.PROGRESS,
 ) -> None:
     """Precision, recall, F1 and IoU of the change class over the whole split, + per image."""
-    from rich.progress import Progress
-
     from changen.data.atomic import write_text_atomic
     from changen.data.readers import open_dataset
-    from changen.training.detector import evaluate_detector
-    from changen.training.detector_data import ChangePairDataset, SegSpec
+    from changen.detectors.data import ChangePairDataset, SegSpec
+    from changen.detectors.evaluate import evaluate_detector
 
-    options = {"split": split} if split else {}
-    reader = open_dataset(data, format=format, taxonomy=taxonomy, **options)
+    chosen = {"split": split} if split else {}
+    reader = open_dataset(data, format=format, taxonomy=taxonomy, **chosen)
     if reader.kind != "change":
         raise ConfigError(f"{data}: evaluation needs a change dataset, got a {reader.kind} one")
     model = load_model(ckpt, official_weights, backbone)
-    dev = _device(device)
+    dev = options.resolve_device(device)
     model.to(dev)
     dataset = ChangePairDataset(reader, SegSpec.from_taxonomy(reader.taxonomy))
-    with Progress(disable=not progress or as_json, transient=True) as bar:
-        task = bar.add_task("eval", total=len(dataset))
+    with rich_sink(progress and not as_json, unit="images", transient=True) as sink:
         result = evaluate_detector(
             model,
             dataset,
@@ -369,7 +359,7 @@ def evaluate(
             device=dev,
             precision=precision,
             threshold=threshold,
-            on_batch=lambda n: bar.advance(task, n),
+            progress=sink,
         )
     csv_path = csv or Path(f"eval_{Path(data).resolve().name}.csv")
     write_text_atomic(csv_path, result.per_image_csv())
@@ -392,11 +382,11 @@ def predict(
     overlap: int = typer.Option(64, help="Overlap of neighbouring tiles in pixels."),
     threshold: float = THRESHOLD,
     batch_size: int = typer.Option(4, "--batch-size", help="Tiles per forward pass."),
-    device: str = DEVICE,
+    device: str | None = options.DEVICE,
     precision: str = PRECISION,
     preview: bool = typer.Option(True, "--preview/--no-preview", help="Write CHANGE.preview.png."),
     overwrite: bool = typer.Option(False, help="Replace an existing change map."),
-    progress: bool = PROGRESS,
+    progress: bool = options.PROGRESS,
 ) -> None:
     """Change map of an image pair of any size (sliding window); GeoTIFF keeps its georeference."""
     from rich.progress import Progress
@@ -404,7 +394,7 @@ def predict(
     from changen.detectors.inference import predict_files
 
     model = load_model(ckpt, official_weights, backbone)
-    dev = _device(device)
+    dev = options.resolve_device(device)
     model.to(dev)
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("predict", total=None)

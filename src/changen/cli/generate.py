@@ -9,63 +9,19 @@ A rich progress bar shows samples/s and the ETA; a summary says what was written
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
+from changen.cli.progress import rich_sink
 from changen.errors import ConfigError
 
 if TYPE_CHECKING:
     from changen.events import ChangeProcess
     from changen.generation import GenerationResult
     from changen.sample import Taxonomy
-
-
-class RateColumn(ProgressColumn):
-    """Items per second of a task."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("-- samples/s" if speed is None else f"{speed:.2f} samples/s")
-
-
-class RichProgress:
-    """A :class:`changen.generation.ProgressSink` drawing rich progress bars."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-
-    def task(self, description: str, total: int) -> Callable[[int], None]:
-        task_id = self.progress.add_task(description, total=total)
-        return lambda n: self.progress.advance(task_id, n)
-
-
-def progress_bar(enabled: bool = True) -> Progress:
-    """The progress display of ``generate`` and ``demo``: bar, count, samples/s, ETA."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        RateColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        disable=not enabled,
-    )
 
 
 def events_process(
@@ -211,6 +167,6 @@ def generate(
         resume=resume,
         overwrite=overwrite,
     )
-    with progress_bar(progress) as bar:
-        result = generate_dataset(config, out, run, RichProgress(bar))
+    with rich_sink(progress, unit="samples") as sink:
+        result = generate_dataset(config, out, run, sink)
     Console().print(summary(result, layout), highlight=False, soft_wrap=True)

@@ -1,6 +1,6 @@
 """``changen simulate``: run the change-event process over a single-temporal dataset.
 
-A thin layer over :func:`changen.events.dataset.simulate_dataset` (which documents the output
+A thin layer over :func:`changen.generation.simulate.simulate_dataset` (which documents the output
 layout): it turns the event flags (or a ``--config`` JSON) into a :class:`ChangeProcess`.
 """
 
@@ -192,7 +192,7 @@ def simulate(
 ) -> None:
     """Simulate change events over time: masks at t0..tT, change labels, event log, previews."""
     from changen.data.readers import open_dataset
-    from changen.events.dataset import UNLABELED_MODES, simulate_dataset
+    from changen.generation.simulate import UNLABELED_MODES, simulate_dataset
 
     if unlabeled not in UNLABELED_MODES:
         raise ConfigError(f"--unlabeled {unlabeled!r}: choose one of {', '.join(UNLABELED_MODES)}")

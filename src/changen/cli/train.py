@@ -1,8 +1,8 @@
 """``changen train``: train models. ``changen train generator`` trains the Changen GAN.
 
-A thin layer over :func:`changen.training.gan.train_generator` (which documents the run
+A thin layer over :func:`changen.synthesis.gan.train.train_generator` (which documents the run
 folder). Options left out take the defaults of
-:class:`~changen.training.gan_config.GanTrainConfig`; with ``--resume`` they take the run's
+:class:`~changen.synthesis.gan.train_config.GanTrainConfig`; with ``--resume`` they take the run's
 recorded values, and only the runtime options (steps, devices, workers, how often to
 log/sample/save/evaluate) may be given.
 """
@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 
+from changen.cli import options
+from changen.cli.progress import rich_sink
 from changen.cli.simulate import parse_range
 from changen.errors import ConfigError
 
@@ -38,10 +39,10 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 @app.command()
 def generator(
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder (new or empty, or --resume)."),
-    data: str | None = typer.Option(
-        None, "--data", help="Single-temporal dataset to learn from (required unless --resume)."
+    data: str | None = typer.Argument(
+        None, help="Single-temporal dataset to learn from (required unless --resume)."
     ),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder (new or empty, or --resume)."),
     format: str | None = typer.Option(None, "--format", "-f", help="Force the dataset format."),
     taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the masks."),
     holdout: float | None = typer.Option(
@@ -75,9 +76,7 @@ def generator(
     ema_decay: float | None = typer.Option(
         None, help="Decay of the generator's EMA. (default: 0.999)"
     ),
-    precision: str | None = typer.Option(
-        None, help="32 (fp32) or bf16 (bf16 autocast). (default: 32)"
-    ),
+    precision: str | None = options.PRECISION,
     scale: str | None = typer.Option(None, help="Scale jitter range LO:HI. (default: 0.75:1.25)"),
     flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Random flips. (default: on)"),
     rotate: bool | None = typer.Option(
@@ -93,22 +92,16 @@ def generator(
         "fits the taxonomy)",
     ),
     seed: int | None = typer.Option(None, help="Random seed. (default: 0)"),
-    accelerator: str | None = typer.Option(
-        None, help="cpu, gpu/cuda, mps or auto. (default: auto)"
-    ),
-    devices: int | None = typer.Option(
-        None, help="Devices per node (DDP when more than one). (default: 1)"
-    ),
-    num_nodes: int | None = typer.Option(None, help="Nodes (DDP). (default: 1)"),
-    workers: int | None = typer.Option(None, help="DataLoader worker processes. (default: 2)"),
-    log_every: int | None = typer.Option(None, help="Steps between metric rows. (default: 10)"),
+    accelerator: str | None = options.ACCELERATOR,
+    devices: str | None = options.DEVICES,
+    num_nodes: int | None = options.NUM_NODES,
+    workers: int | None = options.WORKERS,
+    log_every: int | None = options.LOG_EVERY,
     sample_every: int | None = typer.Option(
         None, help="Steps between sample grids, 0 = only at the end. (default: 500)"
     ),
-    save_every: int | None = typer.Option(
-        None, help="Steps between checkpoints, 0 = only at the end. (default: 2000)"
-    ),
-    keep: int | None = typer.Option(None, help="Step checkpoints kept. (default: 3)"),
+    save_every: int | None = options.SAVE_EVERY,
+    keep: int | None = options.KEEP,
     fid_every: int | None = typer.Option(
         None, help="Steps between FID/KID on held-out crops, 0 = never. (default: 0)"
     ),
@@ -118,13 +111,20 @@ def generator(
     preview: int | None = typer.Option(
         None, help="Held-out items in each sample grid, 0 = no grids. (default: 4)"
     ),
-    resume: bool = typer.Option(False, help="Continue the run in --out from checkpoints/last."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    resume: bool = options.RESUME,
+    progress: bool = options.PROGRESS,
 ) -> None:
-    """Train the Changen GAN (bitemporal adversarial learning, events simulated on the fly)."""
-    from changen.training.gan import train_generator
-    from changen.training.gan_config import RUNTIME_FIELDS, GanTrainConfig
-    from changen.training.gan_run import resume_config
+    """Train the Changen GAN (bitemporal adversarial learning, events simulated on the fly).
+
+    Run defaults: 2 workers, a checkpoint every 2000 steps, the newest 3 kept."""
+    from changen.engine.config import RunConfig
+    from changen.synthesis.gan.train import train_generator
+    from changen.synthesis.gan.train_config import (
+        RUNTIME_FIELDS,
+        GanTrainConfig,
+        default_run,
+        resume_config,
+    )
 
     fields: dict[str, Any] = {
         "data": data,
@@ -141,46 +141,43 @@ def generator(
         "lr_g": lr_g,
         "lr_d": lr_d,
         "ema_decay": ema_decay,
-        "precision": precision,
         "scale": None if scale is None else parse_range(scale, "--scale", float),
         "flip": flip,
         "rotate": rotate,
         "transpose": transpose,
         "events": None if events_config is None else _read_json(events_config, "event process"),
         "seed": seed,
-        "accelerator": accelerator,
-        "devices": devices,
-        "num_nodes": num_nodes,
-        "workers": workers,
-        "log_every": log_every,
         "sample_every": sample_every,
-        "save_every": save_every,
-        "keep": keep,
         "fid_every": fid_every,
         "fid_samples": fid_samples,
         "preview": preview,
     }
     given = {k: v for k, v in fields.items() if v is not None}
+    run = options.run_settings(
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=num_nodes,
+        precision=precision,
+        workers=workers,
+        log_every=log_every,
+        save_every=save_every,
+        keep=keep,
+    )
     if resume:
         fixed = [k for k in given if k not in RUNTIME_FIELDS]
+        fixed += [k for k in run if k == "precision"]
         if fixed:
             names = ", ".join(OPTION_NAMES.get(k, "--" + k.replace("_", "-")) for k in fixed)
             raise ConfigError(
                 f"{names}: fixed by the run's config.json when resuming; drop them, or start a "
                 f"new run in another folder"
             )
-        config = resume_config(out, **given)
+        config = resume_config(out, **given, **({"run": run} if run else {}))
     else:
         if data is None:
-            raise ConfigError("--data is required (the single-temporal dataset to train on)")
-        given.setdefault("workers", 2)
-        config = GanTrainConfig(**given)
-    console = Console(stderr=True)
-    result = train_generator(
-        config,
-        out,
-        resume=resume,
-        progress=progress,
-        note=lambda msg: console.print(msg, highlight=False, soft_wrap=True),
-    )
+            raise ConfigError("DATA is required (the single-temporal dataset to train on)")
+        defaults = default_run().to_dict() | {"workers": 2}
+        config = GanTrainConfig(**given, run=RunConfig.from_dict(defaults | run))
+    with rich_sink(progress, unit="steps") as sink:
+        result = train_generator(config, out, resume=resume, progress=sink)
     typer.echo(f"trained to step {result.step}; checkpoint {result.checkpoint}")

@@ -13,10 +13,10 @@ from typing import Any
 
 import cv2
 import numpy as np
-from rich.progress import track
 
 from changen.data.imageio import read_image
 from changen.data.readers import open_dataset
+from changen.engine.progress import SILENT, ProgressSink, track
 from changen.sample import ChangeSample, Scene, Taxonomy
 
 
@@ -50,7 +50,7 @@ def inspect_dataset(
     format: str | None = None,
     taxonomy: str | Taxonomy | None = None,
     limit: int | None = None,
-    progress: bool = False,
+    progress: ProgressSink = SILENT,
     **options: Any,
 ) -> dict[str, Any]:
     """Open a dataset and summarise it as a JSON-ready dict.
@@ -69,7 +69,7 @@ def inspect_dataset(
     n_objects = 0
     n_changed = 0
     first_source = ""
-    items = track(range(n), description="inspecting", transient=True) if progress else range(n)
+    items = track(range(n), progress, "inspecting")
     for i in items:
         item = reader[i]
         first_source = first_source or item.source

@@ -3,11 +3,15 @@
 Every detector maps two float (B, 3, H, W) tensors (H, W divisible by 32) to a
 :class:`ChangeOutput` of logits. ``MODELS`` is a plain dict of builders; ``build_detector``
 looks one up by name and passes the keyword arguments on. A model's ``config`` holds the
-arguments that rebuild it: ``build_detector(name, **model.config)``.
+arguments that rebuild it: ``build_detector(name, **model.config)``. ``KINDS`` maps a
+checkpoint ``kind`` to the ``"module:function"`` that loads it; :func:`load_detector` takes a
+checkpoint or run folder and dispatches on its kind.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +22,9 @@ from changen.detectors.changemixin import ChangeMixin, ChangeOutput
 from changen.detectors.changestar import ChangeStar
 from changen.detectors.official import load_official_changestar
 from changen.detectors.siamese import FCNet, UNetEF
-from changen.errors import ConfigError
+from changen.engine.checkpoint import checkpoint_kind
+from changen.engine.run import resolve_checkpoint
+from changen.errors import ConfigError, DataError
 
 
 def _changestar_1x96(backbone: str = "resnet18", **kw: Any) -> ChangeStar:
@@ -48,6 +54,24 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+KINDS: dict[str, str] = {
+    "changen_detector": "changen.detectors.train:load_trained",
+}
+
+
+def load_detector(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
+    """The detector of a checkpoint (or run folder) in eval mode, and its checkpoint config."""
+    folder = resolve_checkpoint(path)
+    kind = checkpoint_kind(folder)
+    if kind not in KINDS:
+        raise DataError(
+            f"{folder}: a {kind!r} checkpoint, not a change detector (kinds: {', '.join(KINDS)})"
+        )
+    module, name = KINDS[kind].split(":")
+    loader = getattr(importlib.import_module(module), name)
+    return loader(folder)
+
+
 def build_detector(name: str, backbone: str | None = None, **kw: Any) -> nn.Module:
     """Build detector ``name`` (a key of ``MODELS``); ``backbone=None`` keeps its default."""
     if name not in MODELS:
@@ -62,6 +86,7 @@ def build_detector(name: str, backbone: str | None = None, **kw: Any) -> nn.Modu
 
 __all__ = [
     "BACKBONES",
+    "KINDS",
     "MODELS",
     "ChangeMixin",
     "ChangeOutput",
@@ -70,5 +95,6 @@ __all__ = [
     "UNetEF",
     "build_backbone",
     "build_detector",
+    "load_detector",
     "load_official_changestar",
 ]

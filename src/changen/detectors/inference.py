@@ -67,7 +67,7 @@ def predict_change(
     overlap: int = 64,
     batch_size: int = 4,
     device: torch.device | str = "cpu",
-    precision: str = "32",
+    precision: str = "fp32",
     on_tile: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Change probability (float32 H×W) of two co-registered uint8 RGB images.
@@ -158,7 +158,7 @@ def predict_files(
     overlap: int = 64,
     batch_size: int = 4,
     device: torch.device | str = "cpu",
-    precision: str = "32",
+    precision: str = "fp32",
     preview: bool = True,
     overwrite: bool = False,
     on_tile: Callable[[int, int], None] | None = None,

@@ -13,12 +13,12 @@ the same torch thread count, ``RunOptions.threads``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from changen.data.writers import WRITERS
+from changen.engine.progress import SILENT, ProgressSink
 from changen.errors import ConfigError, DataError, FormatError
 from changen.events import ChangeProcess
 from changen.generation.card import write_card
@@ -30,16 +30,11 @@ from changen.generation.pipeline import (
     SourceSpec,
     config_hash,
 )
-from changen.generation.plan import Plan, SampleSpec, sample_rngs, scan_sizes
+from changen.generation.plan import Plan, SampleSpec, scan_sizes
 from changen.generation.shards import DatasetOutput, read_rows
 from changen.sample import Taxonomy
+from changen.seeding import sample_rngs
 from changen.synthesis import load_synthesizer
-
-
-class ProgressSink(Protocol):
-    """Where progress goes: ``task(description, total)`` returns an ``advance(n)`` callback."""
-
-    def task(self, description: str, total: int) -> Callable[[int], None]: ...
 
 
 @dataclass(frozen=True)
@@ -117,7 +112,7 @@ def generate_dataset(
     config: GenerationConfig,
     out: str | Path,
     run: RunOptions = RunOptions(),
-    progress: ProgressSink | None = None,
+    progress: ProgressSink = SILENT,
 ) -> GenerationResult:
     """Generate the dataset ``config`` describes into ``out`` (see the module docstring)."""
     if run.executor not in EXECUTORS:
@@ -139,7 +134,7 @@ def generate_dataset(
     n_items = len(reader) if config.limit is None else min(config.limit, len(reader))
     sizes = None
     if config.crop is not None:
-        advance = progress.task("reading item sizes", n_items) if progress else None
+        advance = progress.task("reading item sizes", n_items)
         sizes = scan_sizes(reader, n_items, advance)
     plan = Plan(reader.names[:n_items], per_image=config.per_image, crop=config.crop, sizes=sizes)
     synth_info = {"name": synthesizer.name, "config_hash": config_hash(synthesizer.config())}
@@ -168,7 +163,7 @@ def generate_dataset(
         synthesizer_options=dict(config.synthesizer_options),
     )
     output = _open_output(out, config, run, taxonomy, len(plan), saved, synth_info)
-    advance = progress.task("generating", len(output.todo())) if progress else None
+    advance = progress.task("generating", len(output.todo()))
     try:
         if run.executor == "ray":
             stats = run_ray(
@@ -248,7 +243,6 @@ __all__ = [
     "GenerationConfig",
     "GenerationResult",
     "Plan",
-    "ProgressSink",
     "RunOptions",
     "RunStats",
     "SampleSpec",

@@ -39,8 +39,9 @@ from changen.data.tiling import tile_georef
 from changen.errors import DataError
 from changen.events import ChangeChain, ChangeProcess, simulate
 from changen.events.labels import binary_change
-from changen.generation.plan import Plan, SampleSpec, sample_rngs
+from changen.generation.plan import Plan, SampleSpec
 from changen.sample import ChangeSample, ChangeSeries, GeoRef, Taxonomy
+from changen.seeding import sample_rngs
 from changen.synthesis.base import Synthesizer
 from changen.synthesis.series import synthesize_series_batch
 

@@ -6,9 +6,8 @@ the item is cut into ``crop`` × ``crop`` tiles laid out by :func:`changen.data.
 (no overlap; the last row and column are shifted back inside the image), so the plan needs the
 size of every item, read once by :func:`scan_sizes`.
 
-Sample ``i`` of a run with seed ``s`` draws from ``SeedSequence([s, i])``: its first spawned
-child drives the change events, its second the synthesizer. Nothing else feeds a sample's
-randomness, so the dataset does not depend on workers, batches, executors or restarts.
+Sample ``i`` of a run with seed ``s`` draws from ``SeedSequence([s, i])`` and its two children
+(events, synthesis) — the convention of :mod:`changen.seeding`.
 """
 
 from __future__ import annotations
@@ -48,12 +47,6 @@ class SampleSpec:
             "tile": self.tile,
             "variant": self.variant,
         }
-
-
-def sample_rngs(seed: int, index: int) -> tuple[np.random.Generator, np.random.Generator]:
-    """The (events, synthesis) generators of sample ``index`` of a run with ``seed``."""
-    events, synthesis = np.random.SeedSequence([seed, index]).spawn(2)
-    return np.random.default_rng(events), np.random.default_rng(synthesis)
 
 
 def scan_sizes(

@@ -1,43 +1,77 @@
 """Semantic change synthesis: post-event images from the pre-event image and both masks.
 
-:data:`SYNTHESIZERS` maps a name to ``(module, class)``; modules are imported on first use.
-:func:`load_synthesizer` takes a name or the path of a trained checkpoint folder.
+Two plain dicts name every synthesizer; modules are imported on first use, so a new family is
+one folder plus one line:
+
+- :data:`SYNTHESIZERS`: name → ``"module:Class"`` of the learning-free synthesizers, built
+  from options;
+- :data:`KINDS`: checkpoint ``kind`` → ``"module:Class"`` whose ``from_checkpoint(path, …)``
+  loads a trained one.
+
+:func:`load_synthesizer` takes a name, a checkpoint folder or a run folder (its newest
+checkpoint).
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 from typing import Any
 
+from changen.engine.checkpoint import checkpoint_kind
+from changen.engine.run import resolve_checkpoint
 from changen.errors import ConfigError
 from changen.synthesis.base import SynthesisBatch, Synthesizer
 
-SYNTHESIZERS: dict[str, tuple[str, str]] = {
-    "copy_paste": ("changen.synthesis.copy_paste", "CopyPaste"),
-    "inpaint": ("changen.synthesis.inpaint", "Inpaint"),
+SYNTHESIZERS: dict[str, str] = {
+    "copy_paste": "changen.synthesis.copy_paste:CopyPaste",
+    "inpaint": "changen.synthesis.inpaint:Inpaint",
 }
+KINDS: dict[str, str] = {
+    "changen_gan": "changen.synthesis.gan.synthesizer:GanSynthesizer",
+}
+RUN_OPTIONS = ("device",)
+"""Options about where a synthesizer runs: passed on only to synthesizers that take them."""
+
+
+def _resolve(target: str) -> Any:
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _accepted(fn: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` without the :data:`RUN_OPTIONS` that ``fn`` has no parameter for."""
+    params = inspect.signature(fn).parameters
+    return {k: v for k, v in options.items() if k not in RUN_OPTIONS or k in params}
 
 
 def load_synthesizer(spec: str | Path, **options: Any) -> Synthesizer:
-    """A synthesizer by name (see :data:`SYNTHESIZERS`) or from a checkpoint folder."""
-    path = Path(spec)
-    if path.is_dir():
-        from changen.synthesis.gan.synthesizer import GanSynthesizer
-
-        return GanSynthesizer.from_checkpoint(path, **options)
-    try:
-        module, name = SYNTHESIZERS[str(spec)]
-    except KeyError:
+    """A synthesizer by name (see :data:`SYNTHESIZERS`) or from a checkpoint or run folder
+    (dispatched on the checkpoint's ``kind`` through :data:`KINDS`)."""
+    if Path(spec).is_dir():
+        folder = resolve_checkpoint(spec)
+        kind = checkpoint_kind(folder)
+        if kind not in KINDS:
+            raise ConfigError(
+                f"{folder}: a {kind!r} checkpoint is not a synthesizer; give one of kind "
+                f"{', '.join(KINDS)}"
+            )
+        loader = _resolve(KINDS[kind]).from_checkpoint
+        try:
+            return loader(folder, **_accepted(loader, options))
+        except TypeError as e:
+            raise ConfigError(f"{folder}: {e}; see help({loader.__qualname__})") from None
+    if str(spec) not in SYNTHESIZERS:
         raise ConfigError(
             f"unknown synthesizer {str(spec)!r}; choose one of {', '.join(SYNTHESIZERS)} "
             f"or give the folder of a trained checkpoint"
-        ) from None
-    cls = getattr(importlib.import_module(module), name)
+        )
+    cls = _resolve(SYNTHESIZERS[str(spec)])
     try:
-        return cls(**options)
+        return cls(**_accepted(cls, options))
     except TypeError as e:
         raise ConfigError(f"synthesizer {str(spec)!r}: {e}; see help({cls.__name__})") from None
 
 
-__all__ = ["SYNTHESIZERS", "SynthesisBatch", "Synthesizer", "load_synthesizer"]
+__all__ = ["KINDS", "SYNTHESIZERS", "SynthesisBatch", "Synthesizer", "load_synthesizer"]

@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from changen.engine.checkpoint import load_config, load_weights, unwrap
 from changen.errors import ConfigError, DataError
 from changen.sample import Taxonomy
 from changen.synthesis.base import SynthesisBatch, check_rngs, torch_seed
 from changen.synthesis.gan.classes import class_lut, model_class_ids, to_model_ids
 from changen.synthesis.gan.config import GanConfig
 from changen.synthesis.gan.generator import STRIDE, ChangenGenerator, sample_noise
-from changen.training.checkpoint import load_config, load_weights, unwrap
 
 KIND = "changen_gan"
 PRECISIONS = ("fp32", "bf16")

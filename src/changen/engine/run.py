@@ -1,16 +1,22 @@
-"""The checkpoints of a Changen GAN run folder, and what resuming one needs.
+"""The run folder every trainer writes, and what resuming one needs.
 
-``RUN/checkpoints/step-<N>/`` folders are named by :func:`step_dir`, listed by
-:func:`step_checkpoints` and thinned to the newest few by :func:`prune_checkpoints`;
-``RUN/checkpoints/last/`` is swapped in by :func:`publish_last`. Resuming reads the newest one
-(:func:`latest_checkpoint`), its training config (:func:`resume_config`, :func:`check_resume`)
-and the global RNG states saved with it (:func:`capture_rng`, :func:`restore_rng`). The folder
-layout and checkpoint contents are documented in :mod:`changen.training.gan`.
+::
+
+    RUN/config.json              what the run trains (the checkpoint config without its step)
+    RUN/checkpoints/step-<N>/    a checkpoint every ``save_every`` steps; the newest ``keep``
+    RUN/checkpoints/last/        the newest checkpoint (hard-linked copy of a step-<N>)
+    RUN/metrics.csv, RUN/*.png   the metrics log and its plot (:mod:`changen.engine.metrics`)
+
+``step-<N>`` folders are named by :func:`step_dir`, listed by :func:`step_checkpoints`,
+written by :func:`save_step` (which also publishes ``last/`` and prunes). Resuming reads the
+newest one (:func:`latest_checkpoint`), checks that only runtime settings changed
+(:func:`check_resume`) and restores the global RNG states saved with it (:func:`capture_rng`,
+:func:`restore_rng`). :func:`resolve_checkpoint` accepts a checkpoint or a run folder
+wherever a checkpoint is asked for.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 import shutil
@@ -20,16 +26,18 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
+from changen.engine.checkpoint import CONFIG_NAME, save_checkpoint
+from changen.engine.config import fixed_differences
 from changen.errors import ConfigError, DataError
-from changen.training.checkpoint import load_config
-from changen.training.gan_config import RUNTIME_FIELDS, GanTrainConfig
 
 # -- RNG state ------------------------------------------------------------------------------
 
 
 def capture_rng() -> dict[str, Any]:
-    """Global RNG states (torch CPU, numpy legacy MT19937, python) as weights-only types."""
+    """Global RNG states (torch CPU and CUDA, numpy legacy MT19937, python) as weights-only
+    types."""
     np_state = np.random.get_state(legacy=False)
     return {
         "torch": torch.get_rng_state(),
@@ -40,6 +48,7 @@ def capture_rng() -> dict[str, Any]:
             "gauss": float(np_state["gauss"]),
         },
         "python": random.getstate(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
 
 
@@ -57,12 +66,15 @@ def restore_rng(state: Mapping[str, Any]) -> None:
     )
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 # -- run folder -----------------------------------------------------------------------------
 
 
 def step_dir(run: Path, step: int) -> Path:
+    """``RUN/checkpoints/step-<step>``."""
     return run / "checkpoints" / f"step-{step}"
 
 
@@ -80,7 +92,7 @@ def step_checkpoints(run: Path) -> list[tuple[int, Path]]:
 def latest_checkpoint(run: Path) -> Path:
     """``checkpoints/last``, else the newest ``step-<N>`` (a crash may fall between them)."""
     last = run / "checkpoints" / "last"
-    if (last / "config.json").is_file():
+    if (last / CONFIG_NAME).is_file():
         return last
     steps = step_checkpoints(run)
     if not steps:
@@ -120,27 +132,44 @@ def prune_checkpoints(run: Path, keep: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def resume_config(run: Path, **overrides: Any) -> GanTrainConfig:
-    """The training config of ``run`` with the runtime fields in ``overrides`` replaced."""
-    fixed = sorted(k for k in overrides if k not in RUNTIME_FIELDS)
-    if fixed:
-        raise ConfigError(
-            f"{', '.join(fixed)} cannot change when resuming (the run's config.json fixes "
-            f"them); drop them, or start a new run"
-        )
-    saved = GanTrainConfig.from_dict(load_config(latest_checkpoint(run))["train"])
-    return dataclasses.replace(saved, **overrides)
+def save_step(
+    run: Path,
+    step: int,
+    models: dict[str, nn.Module],
+    config: dict[str, Any],
+    state: dict[str, Any],
+    keep: int,
+) -> Path:
+    """Write ``step-<step>``, make it ``last/`` and keep only the newest ``keep`` steps."""
+    saved = save_checkpoint(step_dir(run, step), models, config, state)
+    publish_last(saved)
+    prune_checkpoints(run, keep)
+    return saved
 
 
-def check_resume(config: GanTrainConfig, saved: GanTrainConfig, where: Path) -> None:
-    """A resumed run may only change runtime fields (and ``events`` None means the saved one)."""
-    mine = config.to_dict()
-    theirs = saved.to_dict()
-    if mine["events"] is None:
-        mine["events"] = theirs["events"]
-    diff = sorted(k for k in mine if k not in RUNTIME_FIELDS and mine[k] != theirs[k])
+def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
+    """A checkpoint folder from itself or from a run folder (its ``checkpoints/last``, else its
+    newest ``step-<N>``)."""
+    folder = Path(path)
+    if (folder / CONFIG_NAME).is_file() and any(folder.glob("*.safetensors")):
+        return folder
+    if (folder / "checkpoints").is_dir():
+        return latest_checkpoint(folder)
+    raise DataError(
+        f"{folder}: neither a checkpoint (config.json + *.safetensors) nor a run folder with "
+        f"checkpoints/; give RUN, RUN/checkpoints/last or RUN/checkpoints/step-<N>"
+    )
+
+
+def check_resume(
+    now: Mapping[str, Any], saved: Mapping[str, Any], runtime: tuple[str, ...], where: Path
+) -> None:
+    """Refuse to resume when a training setting outside ``runtime`` (and the run's fixed
+    :data:`~changen.engine.config.FIXED_FIELDS`) differs from the one the run started with."""
+    diff = sorted(k for k in now if k not in (*runtime, "run") and now[k] != saved.get(k))
+    diff += [f"run.{k}" for k in fixed_differences(now.get("run", {}), saved.get("run", {}))]
     if diff:
         raise ConfigError(
             f"{where}: resuming with a different {', '.join(diff)} than the run was started "
-            f"with; use resume_config() (or the CLI's --resume) to keep them"
+            f"with; resume with the run's own settings (see {where / 'config.json'})"
         )

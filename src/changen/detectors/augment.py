@@ -1,7 +1,7 @@
 """Bitemporal augmentations for change-detector training: shared geometry, independent colour.
 
 Both dates of a pair and every label map that goes with them get **one** geometric plan of
-:mod:`changen.training.augment` (scale jitter + crop, flips, 90° rotations, transpose; label
+:mod:`changen.data.augment` (scale jitter + crop, flips, 90° rotations, transpose; label
 maps take nearest pixels), so they stay co-registered. Colour jitter (brightness, contrast,
 saturation) is then drawn **independently** per date, as illumination differs between
 acquisitions. Every draw comes from an explicit ``numpy.random.Generator`` in a fixed order,
@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from changen.data.augment import AugmentConfig, apply_plan, draw_plan
 from changen.errors import ConfigError, DataError
-from changen.training.augment import AugmentConfig, apply_plan, draw_plan
 
 IGNORE = 255
 
@@ -43,7 +43,7 @@ class PairAugmentConfig:
         self.geometry()  # validates the scale range
 
     def geometry(self) -> AugmentConfig:
-        """The shared geometric part, as :mod:`changen.training.augment` draws it."""
+        """The shared geometric part, as :mod:`changen.data.augment` draws it."""
         d = self.dihedral
         return AugmentConfig(size=self.crop, scale=self.scale, flip=d, rotate=d, transpose=d)
 

@@ -1,4 +1,5 @@
-"""Run a change process over every scene of a dataset and write masks, labels and logs.
+"""``changen simulate``'s writer: a change process over every scene of a dataset, written as
+masks, labels, logs and previews.
 
 For every item ``<name>`` it writes, under the output folder::
 
@@ -16,7 +17,9 @@ For every item ``<name>`` it writes, under the output folder::
 Ignore pixels of the source are never edited. The ``change/`` PNGs follow LEVIR-CD (255 =
 changed), so they have no ignore value and ignore pixels are 0 there; the masks keep the ignore
 id and ``semantic_change/`` marks them 65535, whatever the taxonomy's ignore id. Item ``i``
-draws from ``SeedSequence([seed, i])``, so any item is reproducible on its own. Every file is
+draws its events from :func:`changen.seeding.events_rng` — the generator ``changen generate``
+uses for sample ``i`` — so any item is reproducible on its own and a ``generate`` run with the
+same seed simulates the same masks and events. Every file is
 written atomically, ``manifest.json`` last.
 """
 
@@ -32,6 +35,7 @@ import numpy as np
 from changen.data.atomic import write_text_atomic
 from changen.data.imageio import write_image
 from changen.data.readers.base import Reader
+from changen.engine.progress import SILENT, ProgressSink, track
 from changen.errors import DataError
 from changen.events.process import ChangeProcess, simulate
 from changen.events.unlabeled import (
@@ -42,6 +46,9 @@ from changen.events.unlabeled import (
     propose_instances,
 )
 from changen.sample import Scene, Taxonomy
+from changen.seeding import events_rng
+from changen.viz import save_png
+from changen.viz.events import chain_preview
 
 UnlabeledMode = Literal["none", "instances", "slic", "felzenszwalb"]
 UNLABELED_MODES: tuple[str, ...] = ("none", "instances", "slic", "felzenszwalb")
@@ -100,11 +107,8 @@ def simulate_scene(
     write_preview: bool,
 ) -> list[dict[str, Any]]:
     """Simulate one scene, write its masks, change maps and preview; return its event records."""
-    from changen.viz import save_png
-    from changen.viz.events import chain_preview
-
     mask, instances, tax = scene_layers(scene, mode, taxonomy, proposal_min_area(process))
-    rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
+    rng = events_rng(seed, index)
     chain = simulate(mask, process, rng, instances=instances, taxonomy=tax)
     name = scene.name or f"{index:06d}"
     steps = chain.masks.shape[0]
@@ -136,27 +140,22 @@ def simulate_dataset(
     mode: UnlabeledMode = "none",
     limit: int | None = None,
     write_preview: bool = True,
-    progress: bool = True,
+    progress: ProgressSink = SILENT,
 ) -> Counter[str]:
     """Simulate the first ``limit`` items of ``reader`` into ``out``; return event counts."""
-    from rich.progress import Progress
-
     n = len(reader) if limit is None else min(limit, len(reader))
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "process.json", json.dumps(process.to_dict(), indent=2) + "\n")
     lines: list[str] = []
     counts: Counter[str] = Counter()
-    with Progress(transient=True, disable=not progress) as bar:
-        task = bar.add_task("simulating", total=n)
-        for i in range(n):
-            scene = reader[i]
-            tax = scene.taxonomy or reader.taxonomy
-            records = simulate_scene(
-                scene, i, process, seed, mode, tax, out, write_preview=write_preview
-            )
-            lines.extend(json.dumps(r) for r in records)
-            counts.update(r["event"] for r in records)
-            bar.advance(task)
+    for i in track(range(n), progress, "simulating"):
+        scene = reader[i]
+        tax = scene.taxonomy or reader.taxonomy
+        records = simulate_scene(
+            scene, i, process, seed, mode, tax, out, write_preview=write_preview
+        )
+        lines.extend(json.dumps(r) for r in records)
+        counts.update(r["event"] for r in records)
     write_text_atomic(out / "events.jsonl", "".join(f"{line}\n" for line in lines))
     taxonomy = reader.taxonomy if mode == "none" else OBJECT_TAXONOMY
     manifest = {

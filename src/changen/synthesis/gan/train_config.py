@@ -1,7 +1,7 @@
 """What a Changen GAN training run is: its config, the fields a resume may change, its networks.
 
-Kept apart from the loop (:mod:`changen.training.gan`) and the run folder
-(:mod:`changen.training.gan_run`) so that both can use the config without importing each other.
+Kept apart from the loop (:mod:`changen.synthesis.gan.train`) so that the CLI can build and
+check a config without importing Lightning.
 """
 
 from __future__ import annotations
@@ -9,30 +9,26 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from changen.data.augment import AugmentConfig
+from changen.engine.checkpoint import load_config
+from changen.engine.config import RunConfig
+from changen.engine.run import check_resume, latest_checkpoint
 from changen.errors import ConfigError
 from changen.synthesis.gan import GanConfig, preset
 from changen.synthesis.gan.generator import STRIDE
-from changen.training.augment import AugmentConfig
-from changen.training.gan_data import GAN_IGNORE
+from changen.synthesis.gan.train_data import GAN_IGNORE
 
-PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed"}
-RUNTIME_FIELDS = (
-    "steps",
-    "accelerator",
-    "devices",
-    "num_nodes",
-    "workers",
-    "log_every",
-    "sample_every",
-    "save_every",
-    "keep",
-    "fid_every",
-    "fid_samples",
-    "preview",
-)
-"""Fields a resumed run may change; every other field is fixed by the run's config.json."""
+RUNTIME_FIELDS = ("steps", "run", "sample_every", "fid_every", "fid_samples", "preview")
+"""Fields a resumed run may change (``run`` but its precision); every other field is fixed by
+the run's config.json."""
+
+
+def default_run() -> RunConfig:
+    """The GAN's run defaults: a checkpoint every 2000 steps, the newest 3 kept."""
+    return RunConfig(save_every=2000, keep=3, log_every=10)
 
 
 @dataclass(frozen=True)
@@ -45,13 +41,13 @@ class GanTrainConfig:
     channel count), or ``gan`` (a full ``GanConfig`` dict, overriding both);
     ``encoder_weights`` (a local ResNet-18 file). Class counts come from the data.
     Optimisation: ``steps``, global ``batch_size``, ``lr_g``/``lr_d``, ``betas``,
-    ``ema_decay``, ``precision`` ("32" or "bf16"). Augmentation: ``size`` (crop, multiple of
+    ``ema_decay``. Augmentation: ``size`` (crop, multiple of
     32), ``scale`` jitter, ``flip``/``rotate``/``transpose``. ``events``: a
-    ``ChangeProcess`` dict (None: :func:`~changen.training.gan_data.default_process`; the
+    ``ChangeProcess`` dict (None: :func:`~changen.synthesis.gan.train_data.default_process`; the
     resolved process is recorded).
-    Runtime (see :data:`RUNTIME_FIELDS`): Fabric's ``accelerator``/``devices``/``num_nodes``,
-    DataLoader ``workers``, and how often to log, draw samples, save (keeping ``keep``
-    step checkpoints) and compute FID/KID on ``fid_samples`` held-out crops (0: never).
+    Runtime (see :data:`RUNTIME_FIELDS`): ``run`` (devices, precision, workers, how often to
+    log and save — :class:`~changen.engine.config.RunConfig`), and how often to draw samples
+    and compute FID/KID on ``fid_samples`` held-out crops (0: never).
     """
 
     data: str
@@ -68,7 +64,6 @@ class GanTrainConfig:
     lr_d: float = 4e-4
     betas: tuple[float, float] = (0.0, 0.999)
     ema_decay: float = 0.999
-    precision: str = "32"
     size: int = 256
     scale: tuple[float, float] = (0.75, 1.25)
     flip: bool = True
@@ -76,14 +71,8 @@ class GanTrainConfig:
     transpose: bool = True
     events: dict[str, Any] | None = None
     seed: int = 0
-    accelerator: str = "auto"
-    devices: int = 1
-    num_nodes: int = 1
-    workers: int = 0
-    log_every: int = 10
+    run: RunConfig = dataclasses.field(default_factory=default_run)
     sample_every: int = 500
-    save_every: int = 2000
-    keep: int = 3
     fid_every: int = 0
     fid_samples: int = 256
     preview: int = 4
@@ -95,28 +84,22 @@ class GanTrainConfig:
                 f"--size {self.size} is not a multiple of {STRIDE} (the generator halves it "
                 f"5 times); use e.g. --size {fix}"
             )
-        positive = ("steps", "batch_size", "devices", "num_nodes", "log_every", "keep")
-        for name in positive:
+        for name in ("steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at least 1")
-        for name in ("sample_every", "save_every", "fid_every", "workers", "preview"):
+        for name in ("sample_every", "fid_every", "preview"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 0 (0 disables it)")
         if self.lr_g <= 0 or self.lr_d <= 0 or self.width <= 0:
             raise ConfigError("lr_g, lr_d and width must be positive")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay={self.ema_decay} must be in [0, 1)")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision {self.precision!r}: choose one of {list(PRECISIONS)}")
-        AugmentConfig(self.size, tuple(self.scale), self.flip, self.rotate, self.transpose)
-
-    @property
-    def world_size(self) -> int:
-        return self.devices * self.num_nodes
+        _ = self.augment  # AugmentConfig checks the crop size and the scale range
 
     @property
     def augment(self) -> AugmentConfig:
-        return AugmentConfig(self.size, tuple(self.scale), self.flip, self.rotate, self.transpose)
+        lo, hi = self.scale
+        return AugmentConfig(self.size, (lo, hi), self.flip, self.rotate, self.transpose)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -128,7 +111,12 @@ class GanTrainConfig:
         unknown = set(data) - names
         if unknown:
             raise ConfigError(f"unknown training config keys {sorted(unknown)}; remove them")
-        return cls(**{k: tuple(v) if k in ("betas", "scale") else v for k, v in data.items()})
+        values: dict[str, Any] = {
+            k: tuple(v) if k in ("betas", "scale") else v for k, v in data.items()
+        }
+        if "run" in values:
+            values["run"] = RunConfig.from_dict(values["run"])
+        return cls(**values)
 
 
 def scale_widths(config: GanConfig, factor: float) -> GanConfig:
@@ -162,3 +150,28 @@ def resolve_gan(config: GanTrainConfig, num_classes: int) -> GanConfig:
         ),
         discriminator=dataclasses.replace(base.discriminator, num_classes=num_classes),
     )
+
+
+def resume_config(folder: Path, **overrides: Any) -> GanTrainConfig:
+    """The training config of the run in ``folder`` with the runtime fields in ``overrides``
+    replaced (``run`` as a dict of the :class:`RunConfig` fields to change)."""
+    fixed = sorted(k for k in overrides if k not in RUNTIME_FIELDS)
+    if fixed:
+        raise ConfigError(
+            f"{', '.join(fixed)} cannot change when resuming (the run's config.json fixes "
+            f"them); drop them, or start a new run"
+        )
+    saved = GanTrainConfig.from_dict(load_config(latest_checkpoint(folder))["train"])
+    if isinstance(overrides.get("run"), Mapping):
+        overrides["run"] = dataclasses.replace(saved.run, **overrides["run"])
+    config = dataclasses.replace(saved, **overrides)
+    check_resume(config.to_dict(), saved.to_dict(), RUNTIME_FIELDS, folder)
+    return config
+
+
+def check_gan_resume(config: GanTrainConfig, saved: GanTrainConfig, where: Path) -> None:
+    """A resumed run may only change runtime fields (``events`` None means the saved one)."""
+    mine, theirs = config.to_dict(), saved.to_dict()
+    if mine["events"] is None:
+        mine["events"] = theirs["events"]
+    check_resume(mine, theirs, RUNTIME_FIELDS, where)

@@ -1,7 +1,7 @@
 """Training the Changen GAN with bitemporal adversarial learning (Changen Algorithm 1).
 
 Each iteration draws a batch of single-temporal scenes, simulates a post-event mask for each
-(:mod:`changen.training.gan_data`), and then, as in the paper's Algorithm 1:
+(:mod:`changen.synthesis.gan.train_data`), and then, as in the paper's Algorithm 1:
 
 1. the generator makes ``Ĩ_t+1 = G(S_t+1, I_t, S_t, z)`` and takes one Adam step on the
    adversarial loss ``g_loss(D, Ĩ_t+1, S_t+1)`` (D frozen);
@@ -11,19 +11,19 @@ Each iteration draws a batch of single-temporal scenes, simulates a post-event m
 3. the EMA generator moves towards G (parameters by ``decay``, buffers copied).
 
 Adversarial losses only; Adam β = (0, 0.999), lr 1e-4 (G) / 4e-4 (D). Loops run on Lightning
-Fabric: CPU, one or many GPUs, many nodes (DDP), fp32 or bf16 autocast. ``batch_size`` is the
-global batch, split evenly over the processes.
+Fabric (:mod:`changen.engine.config`): CPU, one or many GPUs, many nodes (DDP), fp32 or bf16
+autocast. ``batch_size`` is the global batch, split evenly over the processes.
 
-Run folder (its checkpoints are managed by :mod:`changen.training.gan_run`; the config and
-the fields a resume may change are in :mod:`changen.training.gan_config`)::
+Run folder (the engine's, :mod:`changen.engine.run`; the config and the fields a resume may
+change are in :mod:`changen.synthesis.gan.train_config`)::
 
     RUN/config.json                   the checkpoint config without "step" (what is trained)
-    RUN/checkpoints/step-<N>/         every --save-every steps and at the end; the last --keep
+    RUN/checkpoints/step-<N>/         every run.save_every steps and at the end; the last keep
     RUN/checkpoints/last/             the newest checkpoint (hard-linked copy of step-<N>)
     RUN/samples/step-<N>.png          held-out grid: I_t, S_t, S_t+1, Ĩ_t+1 (EMA G), events
     RUN/metrics.csv, RUN/losses.png   loss_g, loss_d, D accuracies, s/step, FID/KID
 
-A checkpoint folder (:func:`changen.training.checkpoint.save_checkpoint`) holds
+A checkpoint folder (:func:`changen.engine.checkpoint.save_checkpoint`) holds
 ``config.json`` = ``{"kind": "changen_gan", "gan": GanConfig, "taxonomy": Taxonomy,
 "class_ids": [taxonomy id of each GAN class], "train": GanTrainConfig, "step": N,
 "changen_version": ...}``, ``generator``/``generator_ema``/``discriminator.safetensors`` and
@@ -42,24 +42,30 @@ import copy
 import dataclasses
 import importlib
 import json
-import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from lightning.fabric import Fabric
 from torch import Tensor, nn
 from torch.optim.swa_utils import get_ema_multi_avg_fn
+from torch.utils.data import DataLoader
 
 from changen import __version__
 from changen.data.atomic import write_text_atomic
 from changen.data.output import check_output_dir
 from changen.data.readers import open_dataset
+from changen.engine.checkpoint import load_config, load_state, load_weights, unwrap
+from changen.engine.config import make_fabric
+from changen.engine.data import every, make_loader, next_batch
+from changen.engine.metrics import MetricsLog
+from changen.engine.progress import SILENT, ProgressSink
+from changen.engine.run import capture_rng, latest_checkpoint, restore_rng, save_step
 from changen.errors import ChangenError
 from changen.events import ChangeProcess
 from changen.synthesis.gan import (
@@ -69,15 +75,8 @@ from changen.synthesis.gan import (
     d_loss,
     g_loss,
 )
-from changen.training.checkpoint import (
-    load_config,
-    load_state,
-    load_weights,
-    save_checkpoint,
-    unwrap,
-)
-from changen.training.gan_config import PRECISIONS, GanTrainConfig, resolve_gan
-from changen.training.gan_data import (
+from changen.synthesis.gan.train_config import GanTrainConfig, check_gan_resume, resolve_gan
+from changen.synthesis.gan.train_data import (
     CREATED,
     GAN_IGNORE,
     RECLASSED,
@@ -87,21 +86,9 @@ from changen.training.gan_data import (
     StepBatchSampler,
     default_process,
     holdout_split,
-    make_loader,
 )
-from changen.training.gan_run import (
-    capture_rng,
-    check_resume,
-    latest_checkpoint,
-    prune_checkpoints,
-    publish_last,
-    restore_rng,
-    step_dir,
-)
-from changen.training.logs import MetricsLog
 from changen.viz.grid import make_grid, overlay_events, save_png
 
-_LOG = logging.getLogger(__name__)
 KIND = "changen_gan"
 PLOT_GROUPS = {"loss": "loss", "D pixel accuracy": "d_acc"}
 
@@ -115,17 +102,6 @@ class GanTrainResult:
     run: Path
     checkpoint: Path
     step: int
-
-
-def make_fabric(config: GanTrainConfig) -> Fabric:
-    """Fabric for the config: DDP when there is more than one process."""
-    return Fabric(
-        accelerator=config.accelerator,
-        devices=config.devices,
-        num_nodes=config.num_nodes,
-        strategy="ddp" if config.world_size > 1 else "auto",
-        precision=PRECISIONS[config.precision],  # type: ignore[arg-type]
-    )
 
 
 @torch.no_grad()
@@ -183,9 +159,10 @@ class GanTrainer:
         self.gan = resolve_gan(config, self.taxonomy.num_classes)
         self.train_indices, self.holdout_indices = holdout_split(len(reader), config.holdout)
         z_dim = self.gan.generator.z_dim
-        common = {"seed": config.seed, "z_dim": z_dim}
-        self.data = GanTrainData(reader, process, config.augment, **common)
-        self.eval_data = GanTrainData(reader, process, config.augment, train=False, **common)
+        self.data = GanTrainData(reader, process, config.augment, seed=config.seed, z_dim=z_dim)
+        self.eval_data = GanTrainData(
+            reader, process, config.augment, train=False, seed=config.seed, z_dim=z_dim
+        )
         self.class_ids = self.data.class_ids
 
         with torch.random.fork_rng(devices=[]):
@@ -228,8 +205,9 @@ class GanTrainer:
             rank=self.fabric.global_rank,
             world_size=self.fabric.world_size,
         )
-        loader = make_loader(self.data, sampler, c.workers, c.seed)
-        return iter(self.fabric.setup_dataloaders(loader, use_distributed_sampler=False))
+        loader = make_loader(self.data, sampler, c.run.workers, c.seed)
+        wrapped = self.fabric.setup_dataloaders(loader, use_distributed_sampler=False)
+        return iter(cast(DataLoader[dict[str, Tensor]], wrapped))  # one loader in, one out
 
     def inputs(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         return to_model_inputs(batch, self.gan.generator.z_dim)
@@ -308,8 +286,10 @@ class GanTrainer:
             "changen_version": __version__,
         }
 
-    def save(self, path: Path) -> Path:
-        """Write a checkpoint folder of the current step (rank 0 writes, others wait)."""
+    def save(self, run: Path) -> Path:
+        """Write ``run``'s checkpoint of the current step, publish it as ``last`` and prune
+        (rank 0 writes, others wait)."""
+        path = run / "checkpoints" / "last"
         if self.fabric.is_global_zero:
             state = {
                 "step": self.step,
@@ -324,7 +304,8 @@ class GanTrainer:
                 "generator_ema": self.ema,
                 "discriminator": self.discriminator,
             }
-            save_checkpoint(path, models, {**self.run_config(), "step": self.step}, state)
+            config = {**self.run_config(), "step": self.step}
+            save_step(run, self.step, models, config, state, self.config.run.keep)
         self.fabric.barrier()
         return path
 
@@ -427,36 +408,36 @@ def train_generator(
     out: str | os.PathLike[str],
     *,
     resume: bool = False,
-    progress: bool = True,
-    note: Note | None = None,
+    progress: ProgressSink = SILENT,
     fabric: Fabric | None = None,
 ) -> GanTrainResult:
     """Train (or, with ``resume``, continue) a Changen GAN run in the folder ``out``.
 
     Without ``resume`` the folder must be new or empty. With it, the run continues from
     ``checkpoints/last``; ``config`` may differ from the run's only in
-    :data:`~changen.training.gan_config.RUNTIME_FIELDS` (build it with
-    :func:`~changen.training.gan_run.resume_config`). ``note`` receives one-line messages
-    (rank 0 only; default: this module's logger); ``progress`` shows a rich progress bar.
+    :data:`~changen.synthesis.gan.train_config.RUNTIME_FIELDS` (build it with
+    :func:`~changen.synthesis.gan.train_config.resume_config`). ``progress`` receives the step
+    bar and one-line notes (rank 0 only).
     """
     run = Path(out)
     if fabric is None:
-        fabric = make_fabric(config)
+        fabric = make_fabric(config.run)
         fabric.launch()
     checkpoint = None
     if resume:
         checkpoint = latest_checkpoint(run)
-        check_resume(config, GanTrainConfig.from_dict(load_config(checkpoint)["train"]), run)
+        saved = GanTrainConfig.from_dict(load_config(checkpoint)["train"])
+        check_gan_resume(config, saved, run)
     else:
         check_output_dir(run, overwrite=False)
-    say: Note = (note or _LOG.warning) if fabric.is_global_zero else (lambda _: None)
+    rank0 = fabric.is_global_zero
+    sink = progress if rank0 else SILENT
     trainer = GanTrainer(config, fabric, checkpoint=checkpoint)
     config = trainer.config
     if trainer.step >= config.steps:
-        say(f"{run}: already at step {trainer.step} >= --steps {config.steps}; nothing to do")
+        sink.note(f"{run}: already at step {trainer.step} >= --steps {config.steps}; nothing to do")
         return GanTrainResult(run, checkpoint or latest_checkpoint(run), trainer.step)
     trainer.data.example(0, trainer.train_indices[0])  # bad data fails here, not in a worker
-    rank0 = fabric.is_global_zero
     examples = []
     log = None
     if rank0:
@@ -469,66 +450,48 @@ def train_generator(
             resume_step=trainer.step if resume else None,
             groups=PLOT_GROUPS,
         )
-    fidelity = Fidelity(say) if config.fid_every and log is not None else None
+    fidelity = Fidelity(sink.note) if config.fid_every and log is not None else None
     if fidelity is not None and not trainer.holdout_indices:
-        say("FID/KID skipped: no held-out items (--holdout 0)")
+        sink.note("FID/KID skipped: no held-out items (--holdout 0)")
         fidelity = None
-    with _Progress(progress and rank0, trainer.step, config.steps) as bar:
-        sums: dict[str, Tensor] = {}
-        count, tick = 0, time.perf_counter()
-        batches = trainer.batches()
-        while trainer.step < config.steps:
-            batch = _next_batch(batches)
-            losses, fake = trainer.train_step(batch)
-            for k, v in losses.items():
-                sums[k] = sums[k] + v if k in sums else v.clone()
-            count += 1
-            step = trainer.step
-            done = step == config.steps
-            if step % config.log_every == 0 or done:
-                now = time.perf_counter()
-                means = {k: v / count for k, v in sums.items()}
-                means.update(trainer.d_accuracies(batch, fake))
-                if fabric.world_size > 1:
-                    means = fabric.all_reduce(means, reduce_op="mean")
-                values = {k: float(v) for k, v in means.items()}
-                values["s_per_step"] = (now - tick) / count
-                if log is not None:
-                    log.log(step, **values)
-                bar.show(values)
-                sums, count, tick = {}, 0, time.perf_counter()
-            if rank0 and examples and (done or _every(step, config.sample_every)):
-                save_png(run / "samples" / f"step-{step}.png", trainer.preview(examples))
-            if fidelity is not None and (done or _every(step, config.fid_every)):
-                metrics = _fid(trainer, fidelity, config.fid_samples)
-                if metrics and log is not None:
-                    log.log(step, **metrics)
-            if done or _every(step, config.save_every):
-                saved = trainer.save(step_dir(run, step))
-                if rank0:
-                    publish_last(saved)
-                    prune_checkpoints(run, config.keep)
-            bar.advance(step)
+    advance = sink.task("train G", config.steps, completed=trainer.step)
+    sums: dict[str, Tensor] = {}
+    count, tick = 0, time.perf_counter()
+    batches = trainer.batches()
+    while trainer.step < config.steps:
+        batch = next_batch(batches)
+        losses, fake = trainer.train_step(batch)
+        for k, v in losses.items():
+            sums[k] = sums[k] + v if k in sums else v.clone()
+        count += 1
+        step = trainer.step
+        done = step == config.steps
+        shown = None
+        if step % config.run.log_every == 0 or done:
+            now = time.perf_counter()
+            means = {k: v / count for k, v in sums.items()}
+            means.update(trainer.d_accuracies(batch, fake))
+            if fabric.world_size > 1:
+                means = cast(dict[str, Tensor], fabric.all_reduce(means, reduce_op="mean"))
+            values = {k: float(v) for k, v in means.items()}
+            values["s_per_step"] = (now - tick) / count
+            if log is not None:
+                log.log(step, **values)
+            shown = {k: values[k] for k in ("loss_d", "loss_g")}
+            sums, count, tick = {}, 0, time.perf_counter()
+        if rank0 and examples and (done or every(step, config.sample_every)):
+            save_png(run / "samples" / f"step-{step}.png", trainer.preview(examples))
+        if fidelity is not None and (done or every(step, config.fid_every)):
+            metrics = _fid(trainer, fidelity, config.fid_samples)
+            if metrics and log is not None:
+                log.log(step, **metrics)
+        if done or every(step, config.run.save_every):
+            trainer.save(run)
+        advance(1, shown)
     if log is not None:
         log.close()
     fabric.barrier()
     return GanTrainResult(run, run / "checkpoints" / "last", trainer.step)
-
-
-def _next_batch(batches: Iterator[dict[str, Tensor]]) -> dict[str, Tensor]:
-    """The next batch; a user error raised in a DataLoader worker comes back as its one line
-    (the DataLoader re-raises it with the worker's traceback in the message)."""
-    try:
-        return next(batches)
-    except ChangenError as e:
-        text = str(e).strip()
-        if "Original Traceback" not in text:
-            raise
-        raise type(e)(text.splitlines()[-1].split(": ", 1)[-1]) from None
-
-
-def _every(step: int, period: int) -> bool:
-    return period > 0 and step % period == 0
 
 
 def _fid(trainer: GanTrainer, fidelity: Fidelity, count: int) -> dict[str, float]:
@@ -539,50 +502,3 @@ def _fid(trainer: GanTrainer, fidelity: Fidelity, count: int) -> dict[str, float
 
 def _json(data: Mapping[str, Any]) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
-
-
-class _Progress:
-    """A rich progress bar with the latest losses, it/s and ETA (or nothing when off)."""
-
-    def __init__(self, enabled: bool, start: int, total: int) -> None:
-        self.enabled = enabled
-        self.start, self.total = start, total
-        self.progress: Any = None
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.progress = Progress(
-                TextColumn("[bold]train G"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[losses]}"),
-                TextColumn("{task.fields[rate]}"),
-                TimeRemainingColumn(),
-            )
-            self.progress.start()
-            self.task = self.progress.add_task(
-                "train", total=self.total, completed=self.start, losses="", rate=""
-            )
-        return self
-
-    def show(self, values: Mapping[str, float]) -> None:
-        if self.progress is not None:
-            losses = f"D {values['loss_d']:.3f}  G {values['loss_g']:.3f}"
-            rate = f"{1.0 / max(values['s_per_step'], 1e-9):.2f} it/s"
-            self.progress.update(self.task, losses=losses, rate=rate)
-
-    def advance(self, step: int) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, completed=step)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()

@@ -29,11 +29,11 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
 from changen.data.readers.base import Reader
+from changen.detectors.augment import IGNORE, PairAugmentConfig, augment
 from changen.detectors.inference import to_tensor
+from changen.detectors.pairing import star_pairs
 from changen.errors import ConfigError, DataError
 from changen.sample import ChangeSample, Scene, Taxonomy
-from changen.training.detector_aug import IGNORE, PairAugmentConfig, augment
-from changen.training.pairing import star_pairs
 
 
 def item_rng(seed: int, epoch: int, k: int) -> np.random.Generator:

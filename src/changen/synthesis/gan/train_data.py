@@ -1,7 +1,7 @@
 """Training data of the Changen GAN: scenes → crops → simulated events → (I_t, S_t, S_t+1).
 
 Bitemporal adversarial learning needs no post-event images: every training example is a
-single-temporal scene, augmented (:mod:`changen.training.augment`), whose mask is turned into a
+single-temporal scene, augmented (:mod:`changen.data.augment`), whose mask is turned into a
 post-event mask by the change process on the fly (Algorithm 1, line 3 of the Changen paper).
 
 Determinism. The item with reader index ``i`` seen in epoch ``e`` draws everything (crop,
@@ -24,18 +24,17 @@ import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset, Sampler
 
+from changen.data.augment import AugmentConfig, apply_plan, center_plan, draw_plan
 from changen.data.bands import to_rgb8
 from changen.data.readers.base import Reader
 from changen.errors import ConfigError, DataError
 from changen.events import OPENEARTHMAP_KERNEL, ChangeProcess, default_fill, simulate
 from changen.sample import Scene, Taxonomy
 from changen.synthesis.gan.classes import class_lut, model_class_ids, to_model_ids
-from changen.training.augment import AugmentConfig, apply_plan, center_plan, draw_plan
 from changen.viz.events import event_regions
 
 GAN_IGNORE = 255
@@ -220,27 +219,3 @@ class StepBatchSampler(Sampler[list[Key]]):
     def __iter__(self) -> Iterator[list[Key]]:
         for step in itertools.count(self.start_step):
             yield self.keys(step)
-
-
-def _init_worker(worker_id: int) -> None:
-    """One thread per worker process (the workers already run in parallel); no RNG is seeded:
-    every draw comes from the item's own generator."""
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-
-
-def make_loader(
-    dataset: GanTrainData, sampler: StepBatchSampler, workers: int, seed: int
-) -> DataLoader[dict[str, torch.Tensor]]:
-    """An endless DataLoader over ``sampler``'s batches. The explicit ``generator`` keeps the
-    DataLoader from drawing its worker base seed from the global torch RNG. Workers start with
-    ``forkserver``: a forked worker hangs in its first OpenCV call once the parent has used
-    OpenCV's thread pool."""
-    return DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=workers,
-        multiprocessing_context="forkserver" if workers > 0 else None,
-        worker_init_fn=_init_worker if workers > 0 else None,
-        generator=torch.Generator().manual_seed(seed),
-    )

@@ -1,4 +1,4 @@
-"""Training logs: a metrics CSV (one row per logged step) and a plot of its curves.
+"""The metrics log of a run: a metrics CSV (one row per logged step) and a plot of its curves.
 
 Any trainer uses them the same way::
 

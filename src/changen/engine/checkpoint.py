@@ -2,7 +2,8 @@
 
 A checkpoint is a folder::
 
-    config.json            what built the models (and anything else needed to rebuild them)
+    config.json            what built the models: ``kind`` (which family loads it, see
+                           :func:`checkpoint_kind`) and anything else needed to rebuild them
     <model>.safetensors    weights of each named module (unwrapped from DDP / torch.compile)
     state.pt               training state for exact resume: optimizers, schedulers, step, RNG
                            states, EMA… (plain tensors and Python types; loaded weights_only)
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -44,7 +46,10 @@ def save_checkpoint(
     config: dict[str, Any],
     state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint folder atomically (replacing an existing one at ``path``)."""
+    """Write a checkpoint folder atomically (replacing an existing one at ``path``);
+    ``config`` must name its ``kind``."""
+    if not isinstance(config.get("kind"), str):
+        raise ValueError("a checkpoint config needs a 'kind' naming the family that loads it")
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
@@ -100,4 +105,21 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     file = Path(path) / STATE_NAME
     if not file.is_file():
         raise DataError(f"{path}: checkpoint has no training state ({STATE_NAME}) to resume from")
-    return torch.load(file, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(
+            f"{file}: refused or unreadable training state ({first}); changen loads only "
+            f"plain tensors and Python values — resume from a checkpoint changen wrote"
+        ) from None
+
+
+def checkpoint_kind(path: str | os.PathLike[str]) -> str:
+    """The ``kind`` a checkpoint folder's config names (e.g. ``changen_gan``)."""
+    kind = load_config(path).get("kind")
+    if not isinstance(kind, str):
+        raise DataError(
+            f"{path}: checkpoint config.json names no 'kind'; it was not written by changen"
+        )
+    return kind

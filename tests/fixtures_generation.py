@@ -46,8 +46,8 @@ class Picky(NoiseFill):
 
 
 def register_fakes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(SYNTHESIZERS, "noise_fill", (__name__, "NoiseFill"))
-    monkeypatch.setitem(SYNTHESIZERS, "picky", (__name__, "Picky"))
+    monkeypatch.setitem(SYNTHESIZERS, "noise_fill", f"{__name__}:NoiseFill")
+    monkeypatch.setitem(SYNTHESIZERS, "picky", f"{__name__}:Picky")
 
 
 def world_source(root: Path, n: int = 4, size: int = 64, seed: int = 0) -> Path:

@@ -1,29 +1,32 @@
 """Change-detector training on Lightning Fabric: supervised bitemporal, STAR and G-STAR.
 
 :func:`train_detector` runs one training (pre-training, or fine-tuning from ``init`` weights)
-on 1..N devices (Fabric: CPU, GPUs, DDP; fp32 or bf16 autocast) and writes a run folder::
+on 1..N devices (the engine's Fabric: CPU, GPUs, DDP; fp32 or bf16 autocast) and writes the
+engine's run folder (:mod:`changen.engine.run`)::
 
     RUN/config.json                 the training config and data sources
     RUN/metrics.csv, RUN/curves.png training losses (rank 0's), lr, s/step, validation
-                                    scores (:class:`changen.training.logs.MetricsLog`)
-    RUN/checkpoints/step-<N>/       the newest ``keep_checkpoints`` checkpoints (see below)
+                                    scores (:class:`changen.engine.metrics.MetricsLog`)
+    RUN/checkpoints/step-<N>/       the newest ``run.keep`` checkpoints (see below)
+    RUN/checkpoints/last/           the newest of them
 
-A checkpoint (:mod:`changen.training.checkpoint`) holds ``model.safetensors``, a
+A checkpoint (:mod:`changen.engine.checkpoint`) holds ``model.safetensors``, a
 ``config.json`` (``kind: changen_detector``, the model name and constructor arguments, the
 segmentation targets, the taxonomy, the training config, step) and ``state.pt`` (optimizer,
-step, epoch, position in the epoch, torch RNG states), so ``resume=True`` continues exactly
+step, epoch, position in the epoch, global RNG states), so ``resume=True`` continues exactly
 where the newest checkpoint left off: the same batches, the same weights as an uninterrupted
 run (bitwise in one CPU process; under DDP the other ranks' RNG streams are not saved);
 ``metrics.csv`` drops the rows logged after that checkpoint. Checkpoints are written every
-``checkpoint_every`` steps (0: at the end of every epoch) and at the end; validation runs
+``run.save_every`` steps (0: at the end of every epoch) and at the end; validation runs
 every ``validate_every`` steps (0: every epoch) and at the end.
 
 Losses (FACTS §6). Change: BCE on the change logits (+ soft dice), ignore pixels excluded; a
 temporally symmetric ChangeStar supervises both orderings, 0.5·(L(t1→t2) + L(t2→t1)).
 Segmentation (ChangeStar with a semantic head, when masks are known): K = 1 (binary objects)
 BCE + dice, else cross-entropy; supervised mode uses both dates, STAR / G-STAR the t1 date.
-Optimiser: SGD (momentum 0.9, weight decay 1e-4, lr 0.03) or AdamW, with the poly schedule
-lr = base · (1 − step/total)^0.9 — Changen's pre-training and fine-tuning recipe.
+Optimiser: SGD (momentum 0.9, weight decay 1e-4, lr 0.03) or AdamW (lr 1e-4, weight decay
+0.01; :data:`OPTIMIZER_DEFAULTS`), with the poly schedule lr = base · (1 − step/total)^0.9 —
+Changen's pre-training and fine-tuning recipe.
 
 The loop seeds torch inside :func:`torch.random.fork_rng`, so model initialisation and dropout
 are reproducible and the caller's global RNG state is left as it was.
@@ -31,13 +34,9 @@ are reproducible and the caller's global RNG state is left as it was.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -47,42 +46,52 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
-from torch.utils.data import DataLoader
 
 from changen import __version__
 from changen.data.atomic import write_text_atomic
 from changen.data.output import check_output_dir
 from changen.data.readers.base import Reader
 from changen.detectors import ChangeOutput, build_detector
-from changen.errors import ConfigError, DataError
-from changen.metrics.change import ChangeScores, confusion_counts, scores_from_counts
-from changen.training.checkpoint import (
-    load_config,
-    load_state,
-    load_weights,
-    save_checkpoint,
-    unwrap,
-)
-from changen.training.detector_aug import IGNORE, PairAugmentConfig
-from changen.training.detector_data import (
+from changen.detectors.augment import IGNORE, PairAugmentConfig
+from changen.detectors.data import (
     ChangePairDataset,
     EpochBatchSampler,
     SegSpec,
     StarPairDataset,
-    pad_collate,
     subset_indices,
 )
-from changen.training.logs import MetricsLog
+from changen.detectors.evaluate import SCORE_NAMES, EvalResult, evaluate_detector
+from changen.engine.checkpoint import load_config, load_state, load_weights, unwrap
+from changen.engine.config import RunConfig, make_fabric
+from changen.engine.data import make_loader
+from changen.engine.metrics import MetricsLog
+from changen.engine.progress import SILENT, ProgressSink
+from changen.engine.run import (
+    capture_rng,
+    check_resume,
+    latest_checkpoint,
+    resolve_checkpoint,
+    restore_rng,
+    save_step,
+    step_checkpoints,
+)
+from changen.errors import ConfigError
 
 Mode = Literal["supervised", "star", "gstar"]
 KIND = "changen_detector"
 MODES = ("supervised", "star", "gstar")
 _SEMANTIC_MODELS = ("changestar_1x96", "changestar_4x16")
-SCORE_NAMES = ("precision", "recall", "f1", "iou")
 #: Axes of ``curves.png``: metric-name substring → axis title.
 CURVE_GROUPS = {"loss": "loss", "validation": "val_"}
 #: Settings that may change when a run is resumed (where and how fast it runs, not what).
-RUNTIME_SETTINGS = ("accelerator", "devices", "strategy", "num_workers", "eval_batch_size")
+RUNTIME_SETTINGS = ("run", "eval_batch_size")
+#: (learning rate, weight decay) of each optimizer when the config leaves them out.
+OPTIMIZER_DEFAULTS = {"sgd": (0.03, 1e-4), "adamw": (1e-4, 0.01)}
+
+
+def default_run() -> RunConfig:
+    """The detector's run defaults: every device, a checkpoint each epoch, the newest 2 kept."""
+    return RunConfig(devices="auto", save_every=0, keep=2, log_every=10)
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,9 @@ class DetectorTrainConfig:
     add soft dice to the change BCE (``None``: on for supervised, off for STAR as in the
     paper). ``object_classes``: class ids that make the binary object masks (``None``: see
     :meth:`SegSpec.from_taxonomy`). ``self_prob``: G-STAR's self-pair probability.
-    ``train_fraction``: the deterministic subset of :func:`subset_indices`.
+    ``train_fraction``: the deterministic subset of :func:`subset_indices`. ``lr`` /
+    ``weight_decay`` left ``None`` take the optimizer's :data:`OPTIMIZER_DEFAULTS`. ``run``:
+    devices, precision, workers and checkpoint cadence (:func:`default_run`).
     """
 
     model: str = "changestar_1x96"
@@ -109,49 +120,55 @@ class DetectorTrainConfig:
     batch_size: int = 16
     aug: PairAugmentConfig = field(default_factory=PairAugmentConfig)
     optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = 0.03
+    lr: float | None = None
     momentum: float = 0.9
-    weight_decay: float = 1e-4
+    weight_decay: float | None = None
     poly_power: float = 0.9
     dice: bool | None = None
     self_prob: float = 0.5
     train_fraction: float = 1.0
-    precision: Literal["32", "bf16"] = "32"
-    accelerator: str = "auto"
-    devices: str = "auto"
-    strategy: str = "auto"
-    num_workers: int = 0
     seed: int = 0
-    log_every: int = 10
-    checkpoint_every: int = 0
     validate_every: int = 0
-    keep_checkpoints: int = 2
     eval_batch_size: int = 4
     threshold: float = 0.5
+    run: RunConfig = field(default_factory=default_run)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"mode {self.mode!r}: choose one of {', '.join(MODES)}")
-        if self.optimizer not in ("sgd", "adamw"):
+        if self.optimizer not in OPTIMIZER_DEFAULTS:
             raise ConfigError(f"optimizer {self.optimizer!r}: choose sgd or adamw")
-        if self.precision not in ("32", "bf16"):
-            raise ConfigError(f"precision {self.precision!r}: choose 32 or bf16")
+        lr, weight_decay = OPTIMIZER_DEFAULTS[self.optimizer]
+        if self.lr is None:
+            object.__setattr__(self, "lr", lr)
+        if self.weight_decay is None:
+            object.__setattr__(self, "weight_decay", weight_decay)
         if self.steps is None and self.epochs is None:
             raise ConfigError("give the training length: epochs or steps")
         for name in ("epochs", "steps"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{name}={value} must be at least 1")
-        for name in ("batch_size", "eval_batch_size", "log_every", "keep_checkpoints"):
+        for name in ("batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at least 1")
-        for name in ("checkpoint_every", "validate_every", "num_workers"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name}={getattr(self, name)} must be at least 0")
-        if self.lr <= 0:
+        if self.validate_every < 0:
+            raise ConfigError(f"validate_every={self.validate_every} must be at least 0")
+        if self.learning_rate <= 0:
             raise ConfigError(f"learning rate {self.lr} must be positive")
         if not 0 < self.threshold < 1:
             raise ConfigError(f"threshold {self.threshold} must lie strictly between 0 and 1")
+
+    @property
+    def learning_rate(self) -> float:
+        """``lr``, resolved (never ``None`` after construction)."""
+        return OPTIMIZER_DEFAULTS[self.optimizer][0] if self.lr is None else self.lr
+
+    @property
+    def decay(self) -> float:
+        """``weight_decay``, resolved (never ``None`` after construction)."""
+        wd = self.weight_decay
+        return OPTIMIZER_DEFAULTS[self.optimizer][1] if wd is None else wd
 
     @property
     def use_dice(self) -> bool:
@@ -164,6 +181,7 @@ class DetectorTrainConfig:
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["aug"] = self.aug.to_dict()
+        out["run"] = self.run.to_dict()
         if self.object_classes is not None:
             out["object_classes"] = list(self.object_classes)
         return out
@@ -181,26 +199,9 @@ class DetectorTrainConfig:
             values["aug"] = PairAugmentConfig(**aug)
         if values.get("object_classes") is not None:
             values["object_classes"] = tuple(values["object_classes"])
+        if "run" in values:
+            values["run"] = RunConfig.from_dict(values["run"])
         return cls(**values)
-
-
-@dataclass
-class EvalResult:
-    """Whole-split scores and one row per image (name, counts, precision/recall/F1/IoU)."""
-
-    scores: ChangeScores
-    per_image: list[dict[str, Any]]
-
-    def summary(self) -> dict[str, Any]:
-        return asdict(self.scores) | {"images": len(self.per_image)}
-
-    def per_image_csv(self) -> str:
-        buf = io.StringIO()
-        columns = ["name", "tp", "fp", "fn", "tn", "precision", "recall", "f1", "iou"]
-        writer = csv.DictWriter(buf, columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.per_image)
-        return buf.getvalue()
 
 
 @dataclass
@@ -227,35 +228,10 @@ def build_model(config: DetectorTrainConfig, seg_classes: int | None) -> nn.Modu
     return build_detector(config.model, backbone=config.backbone, **kw)
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint folder from itself or from a run folder (its newest checkpoint)."""
-    path = Path(path)
-    if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
-        return path
-    newest = _checkpoints(path / "checkpoints")
-    if newest:
-        return newest[-1]
-    raise DataError(
-        f"{path}: not a detector checkpoint nor a run folder with checkpoints/; "
-        f"give RUN or RUN/checkpoints/step-<N> of `changen detect train`"
-    )
-
-
-def _checkpoints(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    found = [p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step-")]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
-
-
-def load_detector(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """The detector of a checkpoint (or run folder) in eval mode, and its checkpoint config."""
-    folder = resolve_checkpoint(path)
+def load_trained(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The detector of a ``changen_detector`` checkpoint folder in eval mode, and its config
+    (the loader :func:`changen.detectors.load_detector` dispatches to)."""
     config = load_config(folder)
-    if config.get("kind") != KIND:
-        raise DataError(
-            f"{folder}: a {config.get('kind', 'unknown')!r} checkpoint, not a change detector"
-        )
     model = build_detector(config["model"], **config["model_config"])
     load_weights(folder, {"model": model})
     return model.eval(), config
@@ -338,66 +314,6 @@ def detector_loss(
     return total, parts
 
 
-# ---------------------------------------------------------------------------- evaluation
-
-
-def evaluate_detector(
-    model: nn.Module,
-    dataset: ChangePairDataset,
-    *,
-    batch_size: int = 4,
-    device: torch.device | str = "cpu",
-    precision: str = "32",
-    threshold: float = 0.5,
-    num_workers: int = 0,
-    on_batch: Callable[[int], None] | None = None,
-) -> EvalResult:
-    """Whole images of ``dataset`` (padded to multiples of 32; padding is ignored) through
-    ``model``: split-level precision/recall/F1/IoU (one confusion matrix over the split, by
-    :mod:`changen.metrics.change`'s rules) and per-image rows. Runs in this process only
-    (no collective calls), so one rank of a distributed run can call it alone."""
-    device = torch.device(device)
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        collate_fn=pad_collate,
-        num_workers=num_workers,
-        # a forked worker hangs in its first OpenCV call once the parent used OpenCV threads
-        multiprocessing_context="forkserver" if num_workers > 0 else None,
-        generator=torch.Generator().manual_seed(0),  # keeps the global RNG untouched
-    )
-    counts: list[torch.Tensor] = []
-    order: list[int] = []
-    was_training = model.training
-    model.eval()
-    with torch.no_grad(), _autocast(device, precision):
-        for batch in loader:
-            out = model(batch["t1"].to(device), batch["t2"].to(device))
-            counts.append(
-                confusion_counts(out.change.float(), batch["change"], threshold=threshold).cpu()
-            )
-            order.extend(int(i) for i in batch["index"])
-            if on_batch is not None:
-                on_batch(len(batch["index"]))
-    model.train(was_training)
-    per_image = torch.cat(counts)
-    scores = scores_from_counts(per_image)
-    rows = []
-    for row, k in enumerate(order):
-        tp, fp, fn, tn = (int(v) for v in per_image[row])
-        rows.append(
-            {"name": dataset.name(k), "tp": tp, "fp": fp, "fn": fn, "tn": tn}
-            | {m: round(float(scores[m][row]), 6) for m in SCORE_NAMES}
-        )
-    return EvalResult(ChangeScores.from_counts(per_image.sum(0)), rows)
-
-
-def _autocast(device: torch.device, precision: str) -> Any:
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return nullcontext()
-
-
 # ---------------------------------------------------------------------------- training
 
 
@@ -420,64 +336,16 @@ def _has_masks(dataset: ChangePairDataset | StarPairDataset) -> bool:
 
 
 def _poly(config: DetectorTrainConfig, step: int, total: int) -> float:
-    return config.lr * (1 - min(step, total) / total) ** config.poly_power
+    return config.learning_rate * (1 - min(step, total) / total) ** config.poly_power
 
 
 def _optimizer(config: DetectorTrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            params, lr=config.learning_rate, momentum=config.momentum, weight_decay=config.decay
         )
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-
-
-def _fabric(config: DetectorTrainConfig) -> Any:
-    from lightning.fabric import Fabric
-
-    given = str(config.devices)
-    devices: str | int = int(given) if given.isdigit() else given
-    precision = "bf16-mixed" if config.precision == "bf16" else "32-true"
-    fabric = Fabric(
-        accelerator=config.accelerator,
-        devices=devices,
-        strategy=config.strategy,
-        precision=precision,  # type: ignore[arg-type]
-    )
-    fabric.launch()
-    return fabric
-
-
-@contextmanager
-def _progress(enabled: bool, total: int, start: int) -> Iterator[Callable[..., None]]:
-    """A rich progress bar over steps; yields ``update(advance, **fields)``."""
-    if not enabled:
-        yield lambda *a, **k: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("[bold]train"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, transient=False) as bar:
-        task = bar.add_task("train", total=total, completed=start, info="")
-
-        def update(advance: int = 0, info: str | None = None) -> None:
-            bar.update(task, advance=advance, **({"info": info} if info is not None else {}))
-
-        yield update
+    return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.decay)
 
 
 def train_detector(
@@ -489,7 +357,7 @@ def train_detector(
     init: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
-    progress: bool = True,
+    progress: ProgressSink = SILENT,
     sources: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train a detector on ``data`` into run folder ``out`` (see the module docstring).
@@ -497,11 +365,12 @@ def train_detector(
     ``val``: a change dataset evaluated on whole images (``validate_every``) by rank 0.
     ``init``: a checkpoint (or run) whose weights start the model — fine-tuning.
     ``resume``: continue ``out`` from its newest checkpoint (``config`` must be the run's).
-    ``sources``: extra facts recorded in ``RUN/config.json`` (e.g. data paths).
+    ``sources``: extra facts recorded in ``RUN/config.json`` (e.g. data paths). ``progress``
+    receives the step bar (rank 0 only).
     """
     out = Path(out)
     if resume:
-        if not _checkpoints(out / "checkpoints"):
+        if not step_checkpoints(out):
             raise ConfigError(f"{out}: no checkpoints/step-<N> to resume from; drop --resume")
     elif check_output_dir(out, overwrite):
         shutil.rmtree(out / "checkpoints", ignore_errors=True)  # no stale newer checkpoints
@@ -510,7 +379,8 @@ def train_detector(
     seg = SegSpec.from_taxonomy(data.taxonomy, config.object_classes)
     dataset = train_dataset(config, data, seg)
     seg_classes = seg.num_classes if _has_masks(dataset) else None
-    fabric = _fabric(config)
+    fabric = make_fabric(config.run)
+    fabric.launch()
     with torch.random.fork_rng(devices=_rng_devices(fabric)):
         torch.manual_seed(config.seed)
         return _Trainer(config, dataset, out, fabric, seg, seg_classes, val).run(
@@ -560,7 +430,12 @@ class _Trainer:
         return bool(self.fabric.global_rank == 0)
 
     def run(
-        self, *, init: str | Path | None, resume: bool, progress: bool, sources: dict[str, Any]
+        self,
+        *,
+        init: str | Path | None,
+        resume: bool,
+        progress: ProgressSink,
+        sources: dict[str, Any],
     ) -> TrainResult:
         config, fabric = self.config, self.fabric
         model = build_model(config, self.seg_classes)
@@ -584,47 +459,36 @@ class _Trainer:
                 groups=CURVE_GROUPS,
             )
         loader = fabric.setup_dataloaders(
-            DataLoader(
-                self.dataset,
-                batch_sampler=self.sampler,
-                num_workers=config.num_workers,
-                # a forked worker hangs in its first OpenCV call once the parent used OpenCV
-                # threads
-                multiprocessing_context="forkserver" if config.num_workers > 0 else None,
-                # the loader's own generator: iterators must not draw from the global RNG,
-                # or a resumed run's dropout would diverge from an uninterrupted one
-                generator=torch.Generator().manual_seed(config.seed),
-            ),
+            make_loader(self.dataset, self.sampler, config.run.workers, config.seed),
             use_distributed_sampler=False,
         )
         model.train()
         window: list[dict[str, float]] = []
-        with _progress(progress and self.is_main, self.total, self.step) as update:
-            while self.step < self.total:
-                self.sampler.set_epoch(self.epoch, self.position)
-                self.dataset.set_epoch(self.epoch)
+        advance = (progress if self.is_main else SILENT).task("train", self.total, self.step)
+        while self.step < self.total:
+            self.sampler.set_epoch(self.epoch, self.position)
+            self.dataset.set_epoch(self.epoch)
+            tick = time.perf_counter()
+            for batch in loader:
+                lr = _poly(config, self.step, self.total)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                loss, parts = detector_loss(model(batch["t1"], batch["t2"]), batch, config)
+                optimizer.zero_grad(set_to_none=True)
+                fabric.backward(loss)
+                optimizer.step()
+                self.step += 1
+                self.position += 1
+                window.append(parts | {"lr": lr, "sec_per_step": time.perf_counter() - tick})
+                advance(1, {"loss": parts["loss"]})
+                if self._after_step(model, optimizer, window):
+                    break
                 tick = time.perf_counter()
-                for batch in loader:
-                    lr = _poly(config, self.step, self.total)
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
-                    loss, parts = detector_loss(model(batch["t1"], batch["t2"]), batch, config)
-                    optimizer.zero_grad(set_to_none=True)
-                    fabric.backward(loss)
-                    optimizer.step()
-                    self.step += 1
-                    self.position += 1
-                    window.append(parts | {"lr": lr, "sec_per_step": time.perf_counter() - tick})
-                    update(1, f"loss {parts['loss']:.4f}")
-                    if self._after_step(model, optimizer, window):
-                        break
-                    tick = time.perf_counter()
         history = []
         if self.log is not None:
             self.log.close()
             history = self.log.rows
-        newest = _checkpoints(self.out / "checkpoints")[-1]
-        return TrainResult(newest, self.step, history, self.last_val)
+        return TrainResult(latest_checkpoint(self.out), self.step, history, self.last_val)
 
     def _after_step(
         self, model: nn.Module, optimizer: torch.optim.Optimizer, window: list[dict[str, float]]
@@ -636,12 +500,12 @@ class _Trainer:
         if epoch_done:
             self.epoch, self.position = self.epoch + 1, 0
         end = self.step >= self.total
-        if self.step % config.log_every == 0 or end:
+        if self.step % config.run.log_every == 0 or end:
             self._log_train(window)
             window.clear()
         if self.val is not None and _due(self.step, config.validate_every, epoch_done, end):
             self._validate(model, self.val)
-        if _due(self.step, config.checkpoint_every, epoch_done, end):
+        if _due(self.step, config.run.save_every, epoch_done, end):
             self._save(model, optimizer)
         return end
 
@@ -659,7 +523,7 @@ class _Trainer:
                 val,
                 batch_size=self.config.eval_batch_size,
                 device=self.fabric.device,
-                precision=self.config.precision,
+                precision=self.config.run.precision,
                 threshold=self.config.threshold,
             )
             self.last_val = result
@@ -688,34 +552,18 @@ class _Trainer:
                 "step": self.step,
                 "epoch": self.epoch,
                 "position": self.position,
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "rng": capture_rng(),
             }
-            folder = self.out / "checkpoints"
-            save_checkpoint(
-                folder / f"step-{self.step:07d}",
-                {"model": model},
-                self._checkpoint_config(model),
-                state,
-            )
-            for old in _checkpoints(folder)[: -self.config.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
+            config = self._checkpoint_config(model)
+            save_step(self.out, self.step, {"model": model}, config, state, self.config.run.keep)
         self.fabric.barrier()
 
     def _restore(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        folder = _checkpoints(self.out / "checkpoints")[-1]
+        folder = latest_checkpoint(self.out)
         saved = load_config(folder).get("train", {})
-        now = self.config.to_dict()
-        differ = sorted(k for k in now if k not in RUNTIME_SETTINGS and saved.get(k) != now[k])
-        if differ:
-            raise ConfigError(
-                f"{folder}: the run was trained with other settings ({', '.join(differ)}); "
-                f"resume with the run's own settings (see {self.out / 'config.json'})"
-            )
+        check_resume(self.config.to_dict(), saved, RUNTIME_SETTINGS, self.out)
         load_weights(folder, {"model": model})
         state = load_state(folder)
         optimizer.load_state_dict(state["optimizer"])
         self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        restore_rng(state["rng"])

@@ -1,1 +1,0 @@
-"""Training loops (Lightning Fabric) for generators and detectors, and their checkpoints."""
