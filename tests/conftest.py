@@ -52,3 +52,17 @@ def source(tmp_path: Path) -> Path:
     from fixtures_generation import world_source
 
     return world_source(tmp_path / "src")
+
+
+@pytest.fixture(scope="session")
+def worlds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Sample worlds the detector tests share (64², OpenEarthMap classes): 8 change pairs, 4
+    held-out pairs, 6 single-temporal scenes. Written once per session."""
+    from changen.data.world import write_sample_world
+
+    root = tmp_path_factory.mktemp("worlds")
+    return {
+        "pairs": write_sample_world(root / "pairs", 8, 0, size=64, pairs=True),
+        "test": write_sample_world(root / "test", 4, 1, size=64, pairs=True),
+        "scenes": write_sample_world(root / "scenes", 6, 2, size=64),
+    }

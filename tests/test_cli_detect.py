@@ -16,7 +16,6 @@ from typer.testing import CliRunner, Result
 from changen.cli.detect import app as detect_app
 from changen.cli.detect import canonical
 from changen.data.imageio import read_image
-from changen.data.world import write_sample_world
 from changen.errors import ConfigError, OutputExistsError
 
 torch.set_num_threads(1)
@@ -40,18 +39,9 @@ def ok(*args: str | Path) -> Result:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("cli_world")
-    return {
-        "pairs": write_sample_world(root / "pairs", 6, 0, size=64, pairs=True),
-        "scenes": write_sample_world(root / "scenes", 4, 1, size=64),
-    }
-
-
-@pytest.fixture(scope="module")
-def run(world: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run(worlds: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cli_run") / "run"
-    result = ok("train", world["pairs"], "--out", out, "--steps", "3", *SMALL)
+    result = ok("train", worlds["pairs"], "--out", out, "--steps", "3", *SMALL)
     assert "trained 3 steps" in result.output
     return out
 
@@ -69,22 +59,25 @@ def test_info_json_and_forgiving_names() -> None:
     assert isinstance(bad.exception, ConfigError) and "changestar_1x96" in str(bad.exception)
 
 
-def test_eval_json_and_per_image_csv(run: Path, world: dict[str, Path], tmp_path: Path) -> None:
+def test_eval_json_and_per_image_csv(run: Path, worlds: dict[str, Path], tmp_path: Path) -> None:
     csv_path = tmp_path / "per_image.csv"
-    result = ok("eval", world["pairs"], "--ckpt", run, "--json", "--csv", csv_path)
+    result = ok("eval", worlds["pairs"], "--ckpt", run, "--json", "--csv", csv_path)
     scores = json.loads(result.output)
     for key in ("precision", "recall", "f1", "iou"):
         assert 0.0 <= scores[key] <= 1.0
-    assert scores["images"] == 6 and scores["tp"] + scores["fn"] > 0
+    assert scores["images"] == 8 and scores["tp"] + scores["fn"] > 0
     rows = list(csv.DictReader(csv_path.open()))
-    assert [r["name"] for r in rows] == [f"world_{i:05d}" for i in range(6)]
+    assert [r["name"] for r in rows] == [f"world_{i:05d}" for i in range(8)]
     assert sum(int(r["tp"]) for r in rows) == scores["tp"]
-    table = ok("eval", world["pairs"], "--ckpt", run, "--csv", csv_path, "--no-progress")
+    table = ok("eval", worlds["pairs"], "--ckpt", run, "--csv", csv_path, "--no-progress")
     assert "f1" in table.output and "per-image scores" in table.output
 
 
-def test_predict_png_with_preview(run: Path, world: dict[str, Path], tmp_path: Path) -> None:
-    t1, t2 = world["pairs"] / "A" / "world_00001.png", world["pairs"] / "B" / "world_00001.png"
+def test_predict_png_with_preview(run: Path, worlds: dict[str, Path], tmp_path: Path) -> None:
+    t1, t2 = (
+        worlds["pairs"] / "A" / "world_00001.png",
+        worlds["pairs"] / "B" / "world_00001.png",
+    )
     out = tmp_path / "change.png"
     result = ok("predict", t1, t2, "--ckpt", run, "--out", out, "--tile", "64", "--overlap", "16")
     assert "% changed" in result.output
@@ -97,9 +90,9 @@ def test_predict_png_with_preview(run: Path, world: dict[str, Path], tmp_path: P
     assert isinstance(both.exception, ConfigError) and "--ckpt" in str(both.exception)
 
 
-def test_finetune_with_train_fraction(run: Path, world: dict[str, Path], tmp_path: Path) -> None:
+def test_finetune_with_train_fraction(run: Path, worlds: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "ft"
-    args = ["--init", run, world["pairs"], "--out", out, "--steps", "2"]
+    args = ["--init", run, worlds["pairs"], "--out", out, "--steps", "2"]
     ok(
         "finetune",
         *args,
@@ -116,9 +109,9 @@ def test_finetune_with_train_fraction(run: Path, world: dict[str, Path], tmp_pat
     assert saved["train"]["model"] == "fc_siam_diff"  # the model comes from the checkpoint
 
 
-def test_resume_from_the_command_line(world: dict[str, Path], tmp_path: Path) -> None:
+def test_resume_from_the_command_line(worlds: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "run"
-    args = [world["pairs"], "--out", out, "--steps", "4", "--save-every", "2"]
+    args = [worlds["pairs"], "--out", out, "--steps", "4", "--save-every", "2"]
     ok("train", *args, *SMALL)
     for name in ("step-4", "last"):  # as if killed after step 2
         shutil.rmtree(out / "checkpoints" / name)
@@ -126,18 +119,18 @@ def test_resume_from_the_command_line(world: dict[str, Path], tmp_path: Path) ->
     assert "trained 4 steps" in result.output
     busy = invoke("train", *args, *SMALL)
     assert isinstance(busy.exception, OutputExistsError)
-    nothing = invoke("train", world["pairs"], "--out", tmp_path / "new", *SMALL, "--resume")
+    nothing = invoke("train", worlds["pairs"], "--out", tmp_path / "new", *SMALL, "--resume")
     assert isinstance(nothing.exception, ConfigError)
 
 
-def test_star_needs_scenes_and_scenes_need_star(world: dict[str, Path], tmp_path: Path) -> None:
-    wrong = invoke("train", world["pairs"], "--out", tmp_path / "a", "--mode", "star", *SMALL)
+def test_star_needs_scenes_and_scenes_need_star(worlds: dict[str, Path], tmp_path: Path) -> None:
+    wrong = invoke("train", worlds["pairs"], "--out", tmp_path / "a", "--mode", "star", *SMALL)
     assert isinstance(wrong.exception, ConfigError) and "supervised" in str(wrong.exception)
-    other = invoke("train", world["scenes"], "--out", tmp_path / "b", *SMALL)
+    other = invoke("train", worlds["scenes"], "--out", tmp_path / "b", *SMALL)
     assert isinstance(other.exception, ConfigError) and "star" in str(other.exception)
     ok(
         "train",
-        world["scenes"],
+        worlds["scenes"],
         "--out",
         tmp_path / "c",
         "--mode",

@@ -13,7 +13,6 @@ from torch import nn
 
 from changen.data.readers import open_dataset
 from changen.data.readers.base import ChangeReader
-from changen.data.world import write_sample_world
 from changen.detectors import ChangeOutput, load_detector
 from changen.detectors.augment import IGNORE, PairAugmentConfig, augment
 from changen.detectors.data import (
@@ -33,16 +32,6 @@ from changen.taxonomies import BINARY_BUILDING, LOVEDA, OPENEARTHMAP
 torch.set_num_threads(1)
 
 TINY = {"model": "fc_siam_diff", "batch_size": 2, "aug": PairAugmentConfig(crop=64)}
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("world")
-    return {
-        "pairs": write_sample_world(root / "pairs", 8, 0, size=64, pairs=True),
-        "test": write_sample_world(root / "test", 4, 1, size=64, pairs=True),
-        "scenes": write_sample_world(root / "scenes", 6, 2, size=64),
-    }
 
 
 # ---------------------------------------------------------------------------- augmentation
@@ -141,8 +130,8 @@ def test_epoch_sampler_ranks_partition_batches_and_resume_skips() -> None:
     assert len(batch) == 8 and {k % 3 for k in batch} == {0, 1, 2}
 
 
-def test_change_dataset_items(world: dict[str, Path]) -> None:
-    reader = open_dataset(world["pairs"])
+def test_change_dataset_items(worlds: dict[str, Path]) -> None:
+    reader = open_dataset(worlds["pairs"])
     seg = SegSpec.from_taxonomy(reader.taxonomy)
     item = ChangePairDataset(reader, seg, PairAugmentConfig(crop=32), seed=0)[3]
     assert item["t1"].shape == (3, 32, 32) and item["t1"].dtype == torch.float32
@@ -150,7 +139,7 @@ def test_change_dataset_items(world: dict[str, Path]) -> None:
     assert set(torch.unique(item["change"]).tolist()) <= {0, 1, IGNORE}
     assert item["t1_seg"].max() <= 8  # A_mask/ B_mask/ read as OpenEarthMap targets
     with pytest.raises(ConfigError, match="star or gstar"):
-        ChangePairDataset(open_dataset(world["scenes"]), seg)
+        ChangePairDataset(open_dataset(worlds["scenes"]), seg)
     with pytest.raises(ConfigError, match="supervised"):
         StarPairDataset(reader, seg, PairAugmentConfig(crop=32))
 
@@ -289,13 +278,13 @@ def test_all_negative_split(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- the loop
 
 
-def test_train_then_eval_end_to_end(world: dict[str, Path], tmp_path: Path) -> None:
+def test_train_then_eval_end_to_end(worlds: dict[str, Path], tmp_path: Path) -> None:
     config = DetectorTrainConfig(steps=16, run=RunConfig(log_every=4), lr=0.05, **TINY)
     result = train_detector(
         config,
-        open_dataset(world["pairs"]),
+        open_dataset(worlds["pairs"]),
         tmp_path / "run",
-        val=open_dataset(world["test"]),
+        val=open_dataset(worlds["test"]),
     )
     run = tmp_path / "run"
     assert {p.name for p in run.iterdir()} == {
@@ -312,17 +301,18 @@ def test_train_then_eval_end_to_end(world: dict[str, Path], tmp_path: Path) -> N
     model, saved = load_detector(run)
     assert saved["kind"] == "changen_detector" and saved["step"] == 16
     again = evaluate_detector(
-        model, ChangePairDataset(open_dataset(world["test"]), SegSpec.from_taxonomy(OPENEARTHMAP))
+        model,
+        ChangePairDataset(open_dataset(worlds["test"]), SegSpec.from_taxonomy(OPENEARTHMAP)),
     )
     assert again.scores == result.val.scores
     with pytest.raises(OutputExistsError):
-        train_detector(config, open_dataset(world["pairs"]), run)
+        train_detector(config, open_dataset(worlds["pairs"]), run)
 
 
-def test_resume_is_exact(world: dict[str, Path], tmp_path: Path) -> None:
+def test_resume_is_exact(worlds: dict[str, Path], tmp_path: Path) -> None:
     every = {"run": RunConfig(devices="auto", save_every=3, keep=5, log_every=1)}
     config = DetectorTrainConfig(steps=6, **every, **TINY)
-    data = open_dataset(world["pairs"])
+    data = open_dataset(worlds["pairs"])
     full = tmp_path / "full"
     train_detector(config, data, full)
     cut = tmp_path / "cut"
@@ -343,22 +333,22 @@ def test_resume_is_exact(world: dict[str, Path], tmp_path: Path) -> None:
         train_detector(config, data, tmp_path / "empty", resume=True)
 
 
-def test_bf16_autocast_and_adamw(world: dict[str, Path], tmp_path: Path) -> None:
+def test_bf16_autocast_and_adamw(worlds: dict[str, Path], tmp_path: Path) -> None:
     config = DetectorTrainConfig(
         steps=2, run=RunConfig(precision="bf16"), optimizer="adamw", lr=1e-3, **TINY
     )
-    result = train_detector(config, open_dataset(world["pairs"]), tmp_path / "run")
+    result = train_detector(config, open_dataset(worlds["pairs"]), tmp_path / "run")
     weights = load_file(str(result.checkpoint / "model.safetensors"))
     floats = [w for w in weights.values() if w.is_floating_point()]
     assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in floats)
     model, _ = load_detector(result.checkpoint)
-    reader = open_dataset(world["test"])
+    reader = open_dataset(worlds["test"])
     dataset = ChangePairDataset(reader, SegSpec.from_taxonomy(reader.taxonomy))
     scores = evaluate_detector(model, dataset, precision="bf16").scores
     assert scores.tp + scores.fp + scores.fn + scores.tn == 4 * 64 * 64
 
 
-def test_star_and_finetune(world: dict[str, Path], tmp_path: Path) -> None:
+def test_star_and_finetune(worlds: dict[str, Path], tmp_path: Path) -> None:
     star = DetectorTrainConfig(
         model="changestar_1x96",
         backbone="resnet18",
@@ -368,7 +358,7 @@ def test_star_and_finetune(world: dict[str, Path], tmp_path: Path) -> None:
         aug=PairAugmentConfig(crop=64),
         object_classes=(8,),
     )
-    pre = train_detector(star, open_dataset(world["scenes"]), tmp_path / "pre")
+    pre = train_detector(star, open_dataset(worlds["scenes"]), tmp_path / "pre")
     _, saved = load_detector(pre.checkpoint)
     assert saved["model_config"]["num_semantic_classes"] == 1
     assert saved["model_config"]["symmetric"] is True
@@ -382,7 +372,7 @@ def test_star_and_finetune(world: dict[str, Path], tmp_path: Path) -> None:
         train_fraction=0.25,
     )
     result = train_detector(
-        tune, open_dataset(world["pairs"]), tmp_path / "ft", init=pre.checkpoint
+        tune, open_dataset(worlds["pairs"]), tmp_path / "ft", init=pre.checkpoint
     )
     tuned = load_file(str(result.checkpoint / "model.safetensors"))
     start = load_file(str(pre.checkpoint / "model.safetensors"))
@@ -393,7 +383,7 @@ def test_star_and_finetune(world: dict[str, Path], tmp_path: Path) -> None:
     assert moved < (start[key].abs().max())  # ... and not re-initialised
     bad = DetectorTrainConfig(steps=1, **TINY)
     with pytest.raises(ConfigError, match="do not fit"):
-        train_detector(bad, open_dataset(world["pairs"]), tmp_path / "bad", init=pre.checkpoint)
+        train_detector(bad, open_dataset(worlds["pairs"]), tmp_path / "bad", init=pre.checkpoint)
 
 
 @pytest.mark.real
