@@ -10,7 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from changen.cli.simulate import parse_range, simulate
+from changen.cli.options import parse_range
+from changen.cli.simulate import simulate
 from changen.data.imageio import read_image, write_image
 from changen.errors import ConfigError, OutputExistsError
 from changen.events import ChangeProcess, decode_change
@@ -144,14 +145,14 @@ def test_config_file_reproduces_a_run(dataset: Path, tmp_path: Path) -> None:
     )
     again = tmp_path / "again"
     result = invoke(
-        dataset, "--out", again, "--config", first / "process.json", "--taxonomy", "openearthmap"
+        dataset, "--out", again, "--events", first / "process.json", "--taxonomy", "openearthmap"
     )
     assert result.exit_code == 0, result.output
     assert files_of(first)["events.jsonl"] == files_of(again)["events.jsonl"]
     mixed = invoke(
-        dataset, "--out", tmp_path / "x", "--config", first / "process.json", "--steps", "3"
+        dataset, "--out", tmp_path / "x", "--events", first / "process.json", "--count", "3"
     )
-    assert isinstance(mixed.exception, ConfigError) and "--steps" in str(mixed.exception)
+    assert isinstance(mixed.exception, ConfigError) and "--count" in str(mixed.exception)
 
 
 def test_non_empty_output_is_refused_unless_overwrite(dataset: Path, tmp_path: Path) -> None:
@@ -333,3 +334,17 @@ def test_simulate_real_loveda_keeps_no_data(real_root: Path, tmp_path: Path) -> 
     src, dst = decode_change(code, base)
     assert (src[changed] == masks[0][changed]).all() and (dst[changed] == masks[1][changed]).all()
     assert (code[no_data] == 65535).all()
+
+
+def test_land_cover_creates_by_default_and_warns_when_told_not_to(tmp_path: Path) -> None:
+    """The sample world has no background pixel: default placement still creates objects;
+    --placement free (background only) creates none and says why."""
+    from changen.data.world import write_sample_world
+
+    world = write_sample_world(tmp_path / "world", 4, 0, size=96)
+    made = invoke(world, "--out", tmp_path / "a", "--no-preview")
+    assert made.exit_code == 0, made.output
+    assert "0 create" not in made.output and "never happened" not in made.output
+    free = invoke(world, "--out", tmp_path / "b", "--no-preview", "--placement", "free")
+    assert free.exit_code == 0, free.output
+    assert "0 create" in free.output and "create never happened" in free.output

@@ -147,18 +147,16 @@ def _remove_fill(process: ChangeProcess) -> str:
 
 
 def test_user_facing_defaults_fill_multiclass_removals_with_the_surrounding_class() -> None:
-    """OpenEarthMap's background id 0 is "unknown": without a --fill, the CLI and the GAN
-    trainer fill removed land-cover objects from their surroundings; binary masks keep 0."""
-    from changen.cli.simulate import build_process
-    from changen.synthesis.gan.train_data import default_process
+    """OpenEarthMap's background id 0 is "unknown": without a --fill, the one default policy
+    (used by the CLI and the GAN trainer) fills removed land-cover objects from their
+    surroundings; binary masks keep 0."""
+    from changen.cli.options import change_process
+    from changen.events.policy import default_process
 
     def cli(
         taxonomy: Taxonomy, events: str | None = None, unlabeled: bool = False
     ) -> ChangeProcess:
-        flags = dict.fromkeys(("count", "scale", "rotate", "flip", "fill", "kernel"))
-        return build_process(
-            None, taxonomy, steps=None, events=events, unlabeled=unlabeled, **flags
-        )
+        return change_process(events, taxonomy, unlabeled=unlabeled)
 
     assert default_fill(OPENEARTHMAP) == default_fill(LOVEDA) == "surrounding"
     assert default_fill(BINARY_BUILDING) == "background"

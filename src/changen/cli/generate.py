@@ -8,37 +8,19 @@ A rich progress bar shows samples/s and the ETA; a summary says what was written
 
 from __future__ import annotations
 
-import dataclasses
+from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
+from changen.cli import options
 from changen.cli.progress import rich_sink
 from changen.errors import ConfigError
 
 if TYPE_CHECKING:
-    from changen.events import ChangeProcess
     from changen.generation import GenerationResult
-    from changen.sample import Taxonomy
-
-
-def events_process(
-    events: str | None,
-    taxonomy: Taxonomy,
-    *,
-    steps: int | None,
-    **flags: Any,
-) -> ChangeProcess:
-    """The change process: ``events`` is a ``ChangeProcess`` JSON file (``--steps`` then
-    overrides its step count) or a comma-separated event list combined with the flags."""
-    from changen.cli.simulate import build_process
-
-    if events is not None and Path(events).is_file():
-        process = build_process(Path(events), taxonomy, steps=None, events=None, **flags)
-        return process if steps is None else dataclasses.replace(process, steps=steps)
-    return build_process(None, taxonomy, steps=steps, events=events, **flags)
 
 
 def summary(result: GenerationResult, layout: str) -> str:
@@ -76,21 +58,15 @@ def generate(
     ),
     seed: int = typer.Option(0, help="Seed; sample i draws from SeedSequence((seed, i))."),
     layout: str = typer.Option("levircd", help="Output layout: levircd, second or geotiff."),
-    events: str | None = typer.Option(
-        None,
-        help="Events: a comma list of create, remove, reclass, or a ChangeProcess JSON file. "
-        "(default: create,remove, plus reclass when the transition kernel fits)",
-    ),
-    count: str | None = typer.Option(None, help="Objects per event and step, LO:HI. (1:5)"),
-    scale: str | None = typer.Option(None, help="Scale of created objects, LO:HI. (0.5:1.5)"),
-    rotate: str | None = typer.Option(None, help="Rotation of created objects: any, 90, none."),
-    flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Mirror created objects."),
-    fill: str | None = typer.Option(
-        None,
-        help="Removed objects become: background, surrounding. "
-        "(surrounding for taxonomies of more than two classes, else background)",
-    ),
-    kernel: Path | None = typer.Option(None, help="Transition kernel JSON for reclass."),
+    events: str | None = options.EVENTS,
+    count: str | None = options.COUNT,
+    scale: str | None = options.OBJECT_SCALE,
+    rotate: str | None = options.OBJECT_ROTATE,
+    flip: bool | None = options.OBJECT_FLIP,
+    fill: str | None = options.FILL,
+    kernel: Path | None = options.KERNEL,
+    placement: str | None = options.PLACEMENT,
+    within: str | None = options.WITHIN,
     crop: int | None = typer.Option(None, min=1, help="Tile source items into CROP² windows."),
     empty: str = typer.Option(
         "nochange",
@@ -112,7 +88,7 @@ def generate(
     num_gpus: float | None = typer.Option(
         None, help="GPUs per Ray synthesizer actor. (default: 1 if the cluster has GPUs)"
     ),
-    device: str | None = typer.Option(None, help="Device of learned synthesizers (cpu, cuda)."),
+    device: str | None = options.DEVICE,
     shard_size: int = typer.Option(64, min=1, help="Samples committed at a time."),
     format: str | None = typer.Option(None, "--format", "-f", help="Force the source format."),
     taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the source masks."),
@@ -124,12 +100,14 @@ def generate(
     """Generate a change dataset: simulate events on the source masks, synthesise post-event
     images, write shards (resumable) with provenance and a dataset card."""
     from changen.data.readers import open_dataset
+    from changen.events.policy import unfired_warnings
     from changen.generation import GenerationConfig, RunOptions, generate_dataset
+    from changen.generation.shards import read_rows
 
     if resume and overwrite:
         raise ConfigError("--resume keeps what --out holds and --overwrite deletes it; pick one")
     reader = open_dataset(source, format=format, taxonomy=taxonomy)
-    process = events_process(
+    process = options.change_process(
         events,
         reader.taxonomy,
         steps=steps,
@@ -139,7 +117,8 @@ def generate(
         flip=flip,
         fill=fill,
         kernel=kernel,
-        unlabeled=False,
+        placement=placement,
+        within=within,
     )
     config = GenerationConfig(
         source=str(source),
@@ -154,7 +133,7 @@ def generate(
         taxonomy=taxonomy,
         limit=limit,
         shard_size=shard_size,
-        synthesizer_options={} if device is None else {"device": device},
+        synthesizer_options={"device": options.resolve_device(device)},
     )
     run = RunOptions(
         executor=executor,
@@ -169,4 +148,7 @@ def generate(
     )
     with rich_sink(progress, unit="samples") as sink:
         result = generate_dataset(config, out, run, sink)
+        counts = Counter(e["event"] for row in read_rows(result.out) for e in row["events"])
+        for warning in unfired_warnings(process, counts):
+            sink.note(warning)
     Console().print(summary(result, layout), highlight=False, soft_wrap=True)

@@ -9,9 +9,18 @@ resuming, the run's recorded value).
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+from changen.errors import ConfigError
+
+if TYPE_CHECKING:
+    from changen.events import ChangeProcess, TransitionKernel
+    from changen.sample import Taxonomy
 
 ACCELERATOR = typer.Option(None, help="cpu, gpu/cuda, mps or auto. (default: auto)")
 DEVICES = typer.Option(None, help="Devices per node: a count or auto (DDP when more than one).")
@@ -43,3 +52,148 @@ def resolve_device(device: str | None) -> str:
 
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+EVENTS = typer.Option(
+    None,
+    help="Events: a comma list of create, remove, reclass, or a ChangeProcess JSON file (e.g. "
+    "an earlier run's process.json). (default: create,remove, plus reclass when the transition "
+    "kernel fits the taxonomy)",
+)
+COUNT = typer.Option(None, help="Objects per event and step, LO:HI. (default: 1:5)")
+OBJECT_SCALE = typer.Option(None, help="Scale range of created objects, LO:HI. (default: 0.5:1.5)")
+OBJECT_ROTATE = typer.Option(
+    None, help="Rotation of created objects: any, 90 or none. (default: any)"
+)
+OBJECT_FLIP = typer.Option(
+    None, "--flip/--no-flip", help="Mirror created objects with probability 1/2. (default: no)"
+)
+FILL = typer.Option(
+    None,
+    help="What removed objects become: background, or surrounding (the majority class around "
+    "them). (default: surrounding for taxonomies of more than two classes, else background)",
+)
+KERNEL = typer.Option(
+    None,
+    help='Transition kernel JSON for reclass, {"from": {"to": weight}}. (default: OpenEarthMap)',
+)
+PLACEMENT = typer.Option(
+    None,
+    help="Where created objects land: free, within (--within classes) or homogeneous (the "
+    "interior of a large single-class region). (default: background for object taxonomies, "
+    "homogeneous for land cover)",
+)
+WITHIN = typer.Option(None, help="Host classes of --placement within, e.g. 2,3.")
+
+
+def parse_range(text: str, option: str, kind: type[int] | type[float]) -> tuple[Any, Any]:
+    """Parse ``LO:HI`` (or a single value ``V`` meaning ``V:V``) for option ``option``."""
+    parts = text.split(":")
+    try:
+        if len(parts) == 1:
+            lo = hi = kind(parts[0])
+        elif len(parts) == 2:
+            lo, hi = kind(parts[0]), kind(parts[1])
+        else:
+            raise ValueError(text)
+    except ValueError:
+        example = "1:5" if kind is int else "0.5:1.5"
+        raise ConfigError(
+            f"{option} {text!r}: expected LO:HI (or one value) of {kind.__name__}s, "
+            f"e.g. {option} {example}"
+        ) from None
+    if lo > hi or lo < 0:
+        raise ConfigError(f"{option} {text!r}: need 0 <= LO <= HI")
+    return lo, hi
+
+
+def load_kernel(path: Path) -> TransitionKernel:
+    """A transition kernel JSON: ``{"from": {"to": weight}}`` or ``TransitionKernel.to_dict``."""
+    from changen.events import TransitionKernel
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if "rows" in data:
+            return TransitionKernel.from_json_dict(data)
+        table = {int(s): {int(t): float(w) for t, w in row.items()} for s, row in data.items()}
+        return TransitionKernel.from_dict(table, name=path.stem)
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as e:
+        raise ConfigError(
+            f"{path}: not a transition kernel ({type(e).__name__}: {e}); write "
+            f'JSON like {{"1": {{"2": 0.5, "3": 0.5}}}} (from class: to class: '
+            f"weight)"
+        ) from None
+
+
+def class_ids(text: str | None, option: str) -> tuple[int, ...] | None:
+    """``2,3`` → ``(2, 3)`` for ``option`` (``None`` stays ``None``)."""
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(
+            f"{option} {text!r}: give class ids separated by commas, e.g. 2,3"
+        ) from None
+
+
+def change_process(
+    events: str | None,
+    taxonomy: Taxonomy,
+    *,
+    steps: int | None = None,
+    unlabeled: bool = False,
+    count: str | None = None,
+    scale: str | None = None,
+    rotate: str | None = None,
+    flip: bool | None = None,
+    fill: str | None = None,
+    kernel: Path | None = None,
+    placement: str | None = None,
+    within: str | None = None,
+) -> ChangeProcess:
+    """The change process of the event flags: ``events`` is a ``ChangeProcess`` JSON file (no
+    other event flag allowed; ``steps`` overrides its step count) or a comma list of events,
+    completed by the taxonomy's defaults (:func:`changen.events.policy.default_process`)."""
+    from changen.events import ChangeProcess
+    from changen.events.policy import default_process
+
+    flags = {
+        "--count": count,
+        "--scale": scale,
+        "--rotate": rotate,
+        "--flip": flip,
+        "--fill": fill,
+        "--kernel": kernel,
+        "--placement": placement,
+        "--within": within,
+    }
+    if events is not None and Path(events).is_file():
+        given = [name for name, value in flags.items() if value is not None]
+        if given:
+            raise ConfigError(
+                f"--events {events} defines the process; drop {', '.join(given)} or pass "
+                f"--events as a list of events"
+            )
+        try:
+            process = ChangeProcess.from_dict(json.loads(Path(events).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+            raise ConfigError(
+                f"{events}: not a change-process JSON ({type(e).__name__}: {e}); pass the "
+                f"process.json of an earlier run"
+            ) from None
+        return process if steps is None else dataclasses.replace(process, steps=steps)
+    return default_process(
+        taxonomy,
+        events=events,
+        steps=1 if steps is None else steps,
+        unlabeled=unlabeled,
+        count=None if count is None else parse_range(count, "--count", int),
+        scale=None if scale is None else parse_range(scale, "--scale", float),
+        rotate=rotate,
+        flip=flip,
+        fill=fill,  # type: ignore[arg-type]  # RemoveConfig checks the name, in one line
+        kernel=None if kernel is None else load_kernel(kernel),
+        placement=placement,  # type: ignore[arg-type]  # CreateConfig checks the name
+        within=class_ids(within, "--within"),
+    )

@@ -16,11 +16,11 @@ from typing import Any
 import typer
 
 from changen.cli import options
+from changen.cli.options import parse_range
 from changen.cli.progress import rich_sink
-from changen.cli.simulate import parse_range
 from changen.errors import ConfigError
 
-OPTION_NAMES = {"gan": "--gan-config", "events": "--events-config"}
+OPTION_NAMES = {"gan": "--gan-config", "events": "--events (and the other event options)"}
 
 app = typer.Typer(help="Train generators and change detectors.", no_args_is_help=True)
 
@@ -35,6 +35,21 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the {what} JSON must be an object")
     return data
+
+
+def _events(
+    data: str | None, format: str | None, taxonomy: str | None, **flags: Any
+) -> dict[str, Any] | None:
+    """The ``ChangeProcess`` dict of the event options, ``None`` when none was given (the
+    trainer then takes the taxonomy's default process)."""
+    if all(v is None for v in flags.values()):
+        return None
+    if data is None:
+        raise ConfigError("event options need DATA (their defaults depend on its taxonomy)")
+    from changen.data.readers import open_dataset
+
+    reader = open_dataset(data, format=format, taxonomy=taxonomy)
+    return options.change_process(flags.pop("events"), reader.taxonomy, **flags).to_dict()
 
 
 @app.command()
@@ -85,12 +100,12 @@ def generator(
     transpose: bool | None = typer.Option(
         None, "--transpose/--no-transpose", help="Random transposes. (default: on)"
     ),
-    events_config: Path | None = typer.Option(
-        None,
-        help="ChangeProcess JSON for the on-the-fly events (e.g. a simulate run's "
-        "process.json). (default: create+remove, plus reclass when the OpenEarthMap kernel "
-        "fits the taxonomy)",
-    ),
+    events: str | None = options.EVENTS,
+    count: str | None = options.COUNT,
+    fill: str | None = options.FILL,
+    kernel: Path | None = options.KERNEL,
+    placement: str | None = options.PLACEMENT,
+    within: str | None = options.WITHIN,
     seed: int | None = typer.Option(None, help="Random seed. (default: 0)"),
     accelerator: str | None = options.ACCELERATOR,
     devices: str | None = options.DEVICES,
@@ -116,7 +131,10 @@ def generator(
 ) -> None:
     """Train the Changen GAN (bitemporal adversarial learning, events simulated on the fly).
 
-    Run defaults: 2 workers, a checkpoint every 2000 steps, the newest 3 kept."""
+    Run defaults: 2 workers, a checkpoint every 2000 steps, the newest 3 kept. The event
+    options are those of ``simulate`` / ``generate`` but --steps, --scale, --rotate and --flip,
+    which here mean training steps and augmentation (give created objects' scale or rotation
+    in an --events JSON file)."""
     from changen.engine.config import RunConfig
     from changen.synthesis.gan.train import train_generator
     from changen.synthesis.gan.train_config import (
@@ -145,7 +163,17 @@ def generator(
         "flip": flip,
         "rotate": rotate,
         "transpose": transpose,
-        "events": None if events_config is None else _read_json(events_config, "event process"),
+        "events": _events(
+            data,
+            format,
+            taxonomy,
+            events=events,
+            count=count,
+            fill=fill,
+            kernel=kernel,
+            placement=placement,
+            within=within,
+        ),
         "seed": seed,
         "sample_every": sample_every,
         "fid_every": fid_every,

@@ -68,6 +68,7 @@ from changen.engine.progress import SILENT, ProgressSink
 from changen.engine.run import capture_rng, latest_checkpoint, restore_rng, save_step
 from changen.errors import ChangenError
 from changen.events import ChangeProcess
+from changen.events.policy import default_process
 from changen.synthesis.gan import (
     FAKE,
     ChangenGenerator,
@@ -84,7 +85,6 @@ from changen.synthesis.gan.train_data import (
     GanExample,
     GanTrainData,
     StepBatchSampler,
-    default_process,
     holdout_split,
 )
 from changen.viz.grid import make_grid, overlay_events, save_png

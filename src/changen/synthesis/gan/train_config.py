@@ -43,7 +43,7 @@ class GanTrainConfig:
     Optimisation: ``steps``, global ``batch_size``, ``lr_g``/``lr_d``, ``betas``,
     ``ema_decay``. Augmentation: ``size`` (crop, multiple of
     32), ``scale`` jitter, ``flip``/``rotate``/``transpose``. ``events``: a
-    ``ChangeProcess`` dict (None: :func:`~changen.synthesis.gan.train_data.default_process`; the
+    ``ChangeProcess`` dict (None: :func:`~changen.events.policy.default_process`; the
     resolved process is recorded).
     Runtime (see :data:`RUNTIME_FIELDS`): ``run`` (devices, precision, workers, how often to
     log and save — :class:`~changen.engine.config.RunConfig`), and how often to draw samples

@@ -32,7 +32,7 @@ from changen.data.augment import AugmentConfig, apply_plan, center_plan, draw_pl
 from changen.data.bands import to_rgb8
 from changen.data.readers.base import Reader
 from changen.errors import ConfigError, DataError
-from changen.events import OPENEARTHMAP_KERNEL, ChangeProcess, default_fill, simulate
+from changen.events import ChangeProcess, simulate
 from changen.sample import Scene, Taxonomy
 from changen.synthesis.gan.classes import class_lut, model_class_ids, to_model_ids
 from changen.viz.events import event_regions
@@ -45,21 +45,6 @@ Key = tuple[int, int]
 
 CREATED, REMOVED, RECLASSED = 1, 2, 4
 """Bits of :attr:`GanExample.regions`."""
-
-
-def default_process(taxonomy: Taxonomy) -> ChangeProcess:
-    """Create and remove 1-5 objects (scaled 0.75-1.25, any rotation; removed ones filled per
-    :func:`~changen.events.default_fill`), plus re-class along the OpenEarthMap kernel when
-    every class of that kernel is one of the taxonomy's."""
-    kernel_ids = {c for edge in OPENEARTHMAP_KERNEL.edges for c in edge}
-    fits = kernel_ids <= set(taxonomy.ids) and taxonomy.ignore not in kernel_ids
-    return ChangeProcess.from_flags(
-        events="create,remove,reclass" if fits else "create,remove",
-        count=(1, 5),
-        scale=(0.75, 1.25),
-        rotate="any",
-        fill=default_fill(taxonomy),
-    )
 
 
 def holdout_split(n: int, fraction: float) -> tuple[list[int], list[int]]:

@@ -1,0 +1,134 @@
+"""The default change process of a taxonomy, and why a requested event never fired.
+
+One policy for every entry point (``simulate``, ``generate``, the GAN trainer, the Python API):
+
+- events: create and remove, plus reclass when the transition kernel fits the taxonomy
+  (:func:`kernel_fits`; the built-in OpenEarthMap kernel by default);
+- 1–5 objects per event and step, created objects scaled 0.5–1.5, any rotation, no flip;
+- removed objects: :func:`~changen.events.default_fill` (the surrounding class on land cover,
+  the background on object masks);
+- placement of created objects: on the background for object taxonomies (buildings on empty
+  ground, the paper's setting); on land cover, which has no background, into the interior of a
+  homogeneous host region (:data:`LAND_COVER_PLACEMENT`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from changen.errors import ConfigError
+from changen.events.create import Placement
+from changen.events.process import ChangeProcess
+from changen.events.remove import Fill, default_fill
+from changen.events.transition import OPENEARTHMAP_KERNEL, TransitionKernel
+from changen.sample import Taxonomy
+from changen.taxonomies import object_classes
+
+DEFAULT_COUNT = (1, 5)
+DEFAULT_SCALE = (0.5, 1.5)
+LAND_COVER_PLACEMENT: Placement = "within"
+"""Where created objects land on land-cover masks by default."""
+
+
+def kernel_fits(kernel: TransitionKernel, taxonomy: Taxonomy) -> bool:
+    """True if every class id of the kernel is a class of the taxonomy (and not its ignore)."""
+    ids = {c for edge in kernel.edges for c in edge}
+    return ids <= set(taxonomy.ids) and taxonomy.ignore not in ids
+
+
+def host_classes(taxonomy: Taxonomy) -> tuple[int, ...]:
+    """The land-cover classes created objects may land in: every class but the background,
+    the ignore id and the object classes (a building is not pasted onto a building)."""
+    objects = set(object_classes(taxonomy))
+    return tuple(i for i in taxonomy.foreground_ids if i not in objects)
+
+
+def is_land_cover(taxonomy: Taxonomy) -> bool:
+    """Whether the masks have land-cover classes (any class but background, ignore and the
+    object classes), as opposed to objects on background (buildings, damage levels)."""
+    return bool(host_classes(taxonomy))
+
+
+def default_placement(taxonomy: Taxonomy) -> Placement:
+    """``free`` (background only) for object taxonomies, :data:`LAND_COVER_PLACEMENT` else."""
+    return LAND_COVER_PLACEMENT if is_land_cover(taxonomy) else "free"
+
+
+def default_process(
+    taxonomy: Taxonomy,
+    *,
+    events: str | None = None,
+    steps: int = 1,
+    unlabeled: bool = False,
+    count: tuple[int, int] | None = None,
+    scale: tuple[float, float] | None = None,
+    rotate: str | None = None,
+    flip: bool | None = None,
+    fill: Fill | None = None,
+    kernel: TransitionKernel | None = None,
+    placement: Placement | None = None,
+    within: tuple[int, ...] | None = None,
+) -> ChangeProcess:
+    """The process of the module's policy, with any of its choices overridden (``None``
+    keeps the default). ``unlabeled``: class-agnostic masks (one "object" class on background),
+    which never re-class."""
+    transition = kernel or OPENEARTHMAP_KERNEL
+    fits = not unlabeled and kernel_fits(transition, taxonomy)
+    kinds = events or ("create,remove,reclass" if fits else "create,remove")
+    if "reclass" in [k.strip() for k in kinds.split(",")] and not fits:
+        why = (
+            "unlabeled mode has one class (object)"
+            if unlabeled
+            else f"kernel {transition.name!r} uses classes that taxonomy {taxonomy.name!r} "
+            f"lacks; pass --kernel FILE"
+        )
+        raise ConfigError(f"--events reclass: {why}, or drop reclass from --events")
+    where = placement or ("free" if unlabeled else default_placement(taxonomy))
+    hosts = within if within is not None else ()
+    if where == "within" and not hosts:
+        hosts = host_classes(taxonomy)
+        if not hosts:
+            raise ConfigError(
+                f"--placement within: taxonomy {taxonomy.name!r} has no land-cover class to "
+                f"place objects in; pass --within CLASS,…"
+            )
+    return ChangeProcess.from_flags(
+        events=kinds,
+        steps=steps,
+        count=count or DEFAULT_COUNT,
+        scale=scale or DEFAULT_SCALE,
+        rotate=rotate or "any",  # type: ignore[arg-type]  # CreateConfig checks the name
+        flip=bool(flip),
+        fill=fill or ("background" if unlabeled else default_fill(taxonomy)),
+        kernel=transition,
+        placement=where,
+        within_classes=hosts,
+    )
+
+
+UNFIRED_REASONS = {
+    "create": "no room to place a copy (placement {placement!r}; 'free' needs background "
+    "pixels, which land-cover masks lack) or no source object reaches min_area {min_area} px; "
+    "try --placement within and --within CLASS,…",
+    "remove": "no object of the allowed classes reaches min_area {min_area} px; lower min_area "
+    "or check the masks' classes",
+    "reclass": "no object of the kernel's source classes reaches min_area {min_area} px; check "
+    "--kernel against the masks' classes",
+}
+"""Why an event of each kind may never fire, with the fix (formatted with its config)."""
+
+
+def unfired_warnings(process: ChangeProcess, counts: Mapping[str, int]) -> list[str]:
+    """One line per event of ``process`` that never happened in a run (``counts``: events by
+    kind), saying the likely reason and the fix."""
+    lines = []
+    for spec in process.events:
+        if counts.get(spec.kind, 0) == 0 and spec.prob > 0:
+            config: Any = spec.config
+            text = UNFIRED_REASONS[spec.kind].format(
+                min_area=getattr(config, "min_area", 0),
+                placement=getattr(config, "placement", ""),
+            )
+            lines.append(f"warning: {spec.kind} never happened: {text}")
+    return lines
