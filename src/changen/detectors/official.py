@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
-from changen.detectors.backbones import read_state_dict
 from changen.detectors.changestar import ChangeStar
-from changen.errors import FormatError
+from changen.errors import ConfigError, FormatError
+
+_HINT = (
+    "give the official .pth checkpoint as released (tensors only) or its state dict as .safetensors"
+)
 
 #: (official key pattern, our key template), applied in order; the first match wins.
 RENAMES: tuple[tuple[str, str], ...] = (
@@ -55,6 +60,34 @@ def convert_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     return {convert_key(k.removeprefix("module.")): v for k, v in state.items()}
 
 
+def read_official(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The state dict of an official checkpoint file: ``.safetensors``, or a torch file read with
+    ``weights_only=True`` (its ``"model"`` / ``"state_dict"`` wrapper removed).
+
+    A pickle holding anything but tensors and plain values is refused, never run; that and
+    any unreadable file is a one-line :class:`ConfigError` naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"official weights {path} not found; {_HINT}")
+    try:
+        if path.suffix == ".safetensors":
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt or hostile bytes raise many types in the unpickler
+        raise ConfigError(
+            f"official weights {path}: unreadable, or refused as it holds more than tensors "
+            f"({type(e).__name__}); {_HINT}"
+        ) from None
+    for key in ("model", "state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConfigError(f"official weights {path}: holds no state dict of tensors; {_HINT}")
+    return state
+
+
 def load_official_changestar(
     state_dict_or_path: dict[str, torch.Tensor] | str | os.PathLike[str], model: ChangeStar
 ) -> ChangeStar:
@@ -69,7 +102,7 @@ def load_official_changestar(
         if isinstance(state.get("model"), dict):
             state = state["model"]
     else:
-        state = read_state_dict(state_dict_or_path)
+        state = read_official(state_dict_or_path)
     converted = convert_state_dict(state)
     own = model.state_dict()
     missing = sorted(set(own) - set(converted))

@@ -37,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from changen.engine.progress import SILENT, ProgressSink
 from changen.errors import ConfigError, DataError
 from changen.metrics.inception import Inception, load_inception
 from changen.sample import CHANGE_IGNORE
@@ -269,15 +270,17 @@ def extract_features(
     images: ImageSet,
     inception: Inception,
     config: FidelityConfig,
-    advance: Callable[[], None] = lambda: None,
+    progress: ProgressSink = SILENT,
+    description: str = "Inception features",
 ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
     """Pool features (N, 2048), logits (N, 1008) or None, and the number of images read.
 
-    Samples of equal size are batched ``config.batch_size`` at a time; ``advance`` is called
-    once per image.
+    Samples of equal size are batched ``config.batch_size`` at a time; ``progress`` gets one
+    task (``description``) advanced once per image.
     """
     _require_masks(images, config)
     n_images = len(images) if config.max_images is None else min(len(images), config.max_images)
+    advance = progress.task(description, n_images)
     feats: list[torch.Tensor] = []
     logits: list[torch.Tensor] = []
     batch: list[np.ndarray] = []
@@ -424,7 +427,7 @@ def compute_fidelity(
     real_change_masks: MaskSource | None = None,
     fake_change_masks: MaskSource | None = None,
     config: FidelityConfig | None = None,
-    progress: bool = False,
+    progress: ProgressSink = SILENT,
     **options: Any,
 ) -> dict[str, Any]:
     """FID, KID and IS (or why IS is unavailable) of ``fake`` against ``real``.
@@ -435,11 +438,8 @@ def compute_fidelity(
     ``kid_std``, ``kid_subset_size``, ``is_mean``/``is_std`` (None when unavailable),
     ``is_unavailable_reason`` (None when available), the sample counts ``n_real``/``n_fake``,
     the image counts ``real_images``/``fake_images``, ``regions``, ``weights``, ``notes`` and
-    the ``config``.
+    the ``config``. ``progress`` gets one task per set, advanced once per image read.
     """
-    from rich.console import Console
-    from rich.progress import Progress
-
     cfg = replace(config or FidelityConfig(), **options)
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -454,14 +454,10 @@ def compute_fidelity(
         _require_masks(images, cfg)
         sets[side] = images
     inception = load_inception(cfg.weights, device)
-    total = sum(
-        len(s) if cfg.max_images is None else min(len(s), cfg.max_images) for s in sets.values()
-    )
-    features = {}
-    with Progress(console=Console(stderr=True), transient=True, disable=not progress) as bar:
-        task = bar.add_task("Inception features", total=total)
-        for side, images in sets.items():
-            features[side] = extract_features(images, inception, cfg, lambda: bar.advance(task))
+    features = {
+        side: extract_features(images, inception, cfg, progress, f"Inception features ({side})")
+        for side, images in sets.items()
+    }
     real_feats, _, real_images = features["real"]
     fake_feats, fake_logits, fake_images = features["fake"]
     result = fidelity_from_features(
