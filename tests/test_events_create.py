@@ -145,7 +145,8 @@ def test_allow_overlap_cuts_existing_objects_consistently() -> None:
     mask[0:20, 0:20] = 1
     mask[20:40, 20:40] = 2
     state = State.from_mask(mask)
-    new, log = create_objects(state, CreateConfig(count=(10, 10), allow_overlap=True), rng)
+    config = CreateConfig(count=(10, 10), allow_overlap=True, clipped=True)
+    new, log = create_objects(state, config, rng)
     assert len(log) == 10
     new.check()  # cut objects have refreshed bboxes and areas
 

@@ -97,6 +97,30 @@ TAXONOMIES: dict[str, Taxonomy] = {
 }
 
 
+OBJECT_CLASSES: dict[str, tuple[int, ...]] = {
+    "binary_building": (1,),
+    "xview2_damage": (1, 2, 3, 4, 5),
+    "openearthmap": (8,),
+    "loveda": (2,),
+    "second_ding": (5,),
+    "second_paper": (5,),
+}
+"""Ids of the object classes (discrete instances such as buildings, as opposed to land cover
+that tiles the scene) of the built-in taxonomies, by taxonomy name."""
+
+
+def object_classes(taxonomy: Taxonomy) -> tuple[int, ...]:
+    """The object class ids of ``taxonomy``: :data:`OBJECT_CLASSES` for a built-in name, else
+    its only foreground class (binary object data), else the classes named like "building"."""
+    if taxonomy.name in OBJECT_CLASSES:
+        return OBJECT_CLASSES[taxonomy.name]
+    foreground = taxonomy.foreground_ids
+    if len(foreground) == 1:
+        return tuple(foreground)
+    names = taxonomy.names
+    return tuple(i for i in foreground if "building" in names[i].lower())
+
+
 def get_taxonomy(name: str) -> Taxonomy:
     """Look a built-in taxonomy up by name, with an error listing the known names."""
     from changen.errors import ConfigError

@@ -18,7 +18,8 @@ from changen.events.labels import (
 )
 from changen.events.objects import MaskObject, ObjectTable, State, extract_objects
 from changen.events.process import ChangeChain, ChangeProcess, EventSpec, apply_step, simulate
-from changen.events.records import EventRecord
+from changen.events.records import EventRecord, EventTally
+from changen.events.regions import event_maps, event_regions
 from changen.events.remove import RemoveConfig, default_fill, remove_objects, surrounding_class
 from changen.events.transition import (
     OPENEARTHMAP_KERNEL,
@@ -36,6 +37,7 @@ __all__ = [
     "CreateConfig",
     "EventRecord",
     "EventSpec",
+    "EventTally",
     "MaskObject",
     "ObjectTable",
     "ReclassConfig",
@@ -49,6 +51,8 @@ __all__ = [
     "create_objects",
     "decode_change",
     "default_fill",
+    "event_maps",
+    "event_regions",
     "extract_objects",
     "object_change",
     "reclass_objects",

@@ -3,10 +3,13 @@
 Each chosen source object (or shape-bank shape) is transformed — scale, rotation (none,
 multiples of 90°, or any angle), left-right flip — and placed at a position drawn uniformly
 among the positions where its whole footprint lands on free pixels: background pixels
-(``placement="free"``), or pixels of ``within_classes`` ("into a homogeneous region",
-ChangeAnywhere's appearance rule). The copy keeps its source's class id. Ignore pixels are never
-written; created objects do not overlap existing foreground or each other unless
-``allow_overlap``.
+(``placement="free"``), pixels of ``within_classes`` (``"within"``), or the interior of one
+single-class region (``"homogeneous"``, ChangeAnywhere's appearance rule: "a smaller instance is
+moved to the interior of the more homogeneous region"; see :class:`_Interior`). The copy keeps
+its source's class id. Ignore pixels are never written; created objects do not overlap existing
+foreground or each other unless ``allow_overlap``. Objects whose bbox touches the mask border
+are clipped by the tile or crop edge, so they are not copied (their copies would show the cut,
+e.g. as triangles) unless ``clipped``.
 
 Positions are drawn by rejection: a uniformly random free pixel is proposed as the position of
 the footprint's first pixel and the footprint is checked exactly inside its bbox, which accepts
@@ -29,10 +32,11 @@ import numpy as np
 from changen.data.atomic import atomic_path
 from changen.errors import ConfigError, DataError
 from changen.events.objects import ObjectTable, State, check_count, choose, read_only, shape_moments
-from changen.events.records import EventRecord
+from changen.events.records import NO_FIT, NO_ROOM, NO_SOURCE, EventRecord, EventTally
 
 Rotation = Literal["none", "90", "any"]
-Placement = Literal["free", "within"]
+Placement = Literal["free", "within", "homogeneous"]
+PLACEMENTS: tuple[str, ...] = ("free", "within", "homogeneous")
 
 _BATCH = 64
 
@@ -68,9 +72,11 @@ class ShapeBank:
         connectivity: int = 8,
         background: int = 0,
         ignore: int = 255,
+        clipped: bool = False,
     ) -> ShapeBank:
         """Collect the objects of ``masks`` (at least ``min_area`` pixels, optionally only some
-        classes); ``max_per_mask`` keeps a random subset of each mask's objects (needs ``rng``)."""
+        classes); ``max_per_mask`` keeps a random subset of each mask's objects (needs ``rng``).
+        Objects touching the mask border are left out unless ``clipped`` (their shape is cut)."""
         from changen.events.objects import extract_objects
 
         if max_per_mask is not None and rng is None:
@@ -87,6 +93,8 @@ class ShapeBank:
                 ignore=ignore,
                 classes=wanted,
             )
+            if not clipped:
+                objs = [o for o in objs if not _on_border(o.bbox, mask.shape)]
             if max_per_mask is not None and rng is not None and len(objs) > max_per_mask:
                 keep = np.sort(rng.choice(len(objs), size=max_per_mask, replace=False))
                 objs = [objs[i] for i in keep]
@@ -128,7 +136,9 @@ class CreateConfig:
     free pixels (see the module). ``margin`` keeps copies that many pixels away from occupied
     pixels. ``shape_bank``, when given, replaces the mask's own objects as the sources. With
     ``placement="within"``, objects of the within classes are never sources (a copy always
-    lands on another class)."""
+    lands on another class); with ``"homogeneous"``, ``within_classes`` (when given) restricts
+    the host classes and a copy never lands on its own class. ``clipped`` lets objects whose
+    bbox touches the mask border be sources."""
 
     count: tuple[int, int] = (1, 5)
     rate: float | None = None
@@ -144,6 +154,7 @@ class CreateConfig:
     max_area: int | None = None
     max_tries: int = 50
     shape_bank: ShapeBank | None = None
+    clipped: bool = False
 
     def __post_init__(self) -> None:
         check_count("create", self.count, self.rate)
@@ -154,8 +165,10 @@ class CreateConfig:
             )
         if self.rotation not in ("none", "90", "any"):
             raise ConfigError(f"create rotation must be none, 90 or any, got {self.rotation!r}")
-        if self.placement not in ("free", "within"):
-            raise ConfigError(f"create placement must be free or within, got {self.placement!r}")
+        if self.placement not in PLACEMENTS:
+            raise ConfigError(
+                f"create placement must be one of {', '.join(PLACEMENTS)}, got {self.placement!r}"
+            )
         if self.placement == "within" and not self.within_classes:
             raise ConfigError(
                 "create placement 'within' needs within_classes (class ids to place into)"
@@ -181,6 +194,7 @@ class CreateConfig:
             "max_area": self.max_area,
             "max_tries": self.max_tries,
             "shape_bank": None if self.shape_bank is None else {"size": len(self.shape_bank)},
+            "clipped": self.clipped,
         }
 
     @classmethod
@@ -208,6 +222,7 @@ class CreateConfig:
             max_area=None if max_area is None else int(max_area),
             max_tries=int(d.get("max_tries", 50)),
             shape_bank=shape_bank,
+            clipped=bool(d.get("clipped", False)),
         )
 
 
@@ -256,10 +271,23 @@ def _tight(fp: np.ndarray) -> np.ndarray:
     return fp[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
+def _on_border(bbox: tuple[int, int, int, int], shape: tuple[int, ...]) -> bool:
+    """Whether a bbox ``(y0, x0, y1, x1)`` touches the border of a ``shape`` mask."""
+    y0, x0, y1, x1 = bbox
+    return y0 == 0 or x0 == 0 or y1 == shape[0] or x1 == shape[1]
+
+
+def _inside(rows: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bool per object-table row: its bbox keeps off the mask border (the object is whole)."""
+    return (rows[:, 2] > 0) & (rows[:, 3] > 0) & (rows[:, 4] < shape[0]) & (rows[:, 5] < shape[1])
+
+
 def _free_classes(config: CreateConfig, background: int, ignore: int) -> np.ndarray:
     """Bool lookup table: which class ids a copy may cover."""
     lut = np.zeros(256, bool)
-    if config.placement == "within":
+    if config.placement == "homogeneous":
+        lut[list(config.within_classes) if config.within_classes else slice(None)] = True
+    elif config.placement == "within":
         lut[list(config.within_classes)] = True
     elif config.allow_overlap:
         lut[:] = True
@@ -368,6 +396,65 @@ def _place(
     return _place_bbox(h, w, room, rng)
 
 
+_RING = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
+
+
+class _Interior:
+    """Where copies may go with ``placement="homogeneous"``: the interior of single-class
+    regions of host classes, measured once per event by one distance transform.
+
+    ``depth`` is each pixel's distance to the nearest pixel that has an 8-neighbour of another
+    class, or to the image border; it never exceeds the distance to the nearest pixel of another
+    class, so a footprint whose pixels all lie within ``r < depth`` of a centre pixel covers
+    only that pixel's class. Positions are drawn uniformly among the centres deep enough for the
+    copy (``depth > r + margin``) in a host class other than the copy's own, then checked
+    exactly against the working mask (copies placed earlier in the event are not covered)."""
+
+    def __init__(self, mask: np.ndarray, hosts: np.ndarray, config: CreateConfig) -> None:
+        self.original = mask.copy()
+        edges = cv2.compare(cv2.dilate(mask, _RING), cv2.erode(mask, _RING), cv2.CMP_EQ)
+        edges[[0, -1], :] = 0
+        edges[:, [0, -1]] = 0
+        depth = cv2.distanceTransform(edges, cv2.DIST_L2, 3)
+        pool = np.flatnonzero(cv2.LUT(mask, hosts.view(np.uint8)).view(bool).ravel())
+        self.pool_depth = depth.ravel()[pool]
+        deep = self.pool_depth >= 1.0
+        self.pool, self.pool_depth = pool[deep], self.pool_depth[deep]
+        self.pool_class = mask.ravel()[self.pool]
+        self.deepest = float(self.pool_depth.max(initial=0.0))
+        self.margin = config.margin
+        self.exact = not config.allow_overlap
+
+    def place(
+        self,
+        fp: np.ndarray,
+        cls: int,
+        work: np.ndarray,
+        rng: np.random.Generator,
+        max_tries: int,
+    ) -> tuple[int, int] | None:
+        """Top-left position of ``fp`` (a copy of class ``cls``) in a host interior."""
+        h, w = fp.shape
+        ys, xs = np.nonzero(fp)
+        ay, ax = h // 2, w // 2
+        reach = float(np.sqrt(((ys - ay) ** 2 + (xs - ax) ** 2).max(initial=0)))
+        ok = (self.pool_depth > reach + self.margin) & (self.pool_class != cls)
+        centres = self.pool[ok]
+        if centres.size == 0:
+            return None
+        big_h, big_w = work.shape
+        target = work if self.exact else self.original
+        for _ in range(max_tries):
+            cy, cx = divmod(int(centres[rng.integers(centres.size)]), big_w)
+            py, px = cy - ay, cx - ax
+            if not (0 <= py <= big_h - h and 0 <= px <= big_w - w):
+                continue
+            host = self.original[cy, cx]
+            if bool((target[py : py + h, px : px + w][fp] == host).all()):
+                return py, px
+        return None
+
+
 def _place_bbox(h: int, w: int, room: _Room, rng: np.random.Generator) -> tuple[int, int] | None:
     """Top-left position, uniform among those where the whole ``h`` x ``w`` bbox is free."""
     if room.none_free():
@@ -383,6 +470,53 @@ def _place_bbox(h: int, w: int, room: _Room, rng: np.random.Generator) -> tuple[
     return divmod(int(ok[rng.integers(ok.size)]), nx)
 
 
+_REDRAWS = 3
+"""Homogeneous placement: how many other sources are tried when a copy fits in no interior
+(ChangeAnywhere moves a *smaller* instance; a copy too large for every region is replaced)."""
+
+
+def _draw_transform(config: CreateConfig, rng: np.random.Generator) -> tuple[float, float, bool]:
+    """A copy's scale, rotation angle (degrees) and flip, drawn in this order."""
+    lo, hi = config.scale
+    scale = float(rng.uniform(lo, hi)) if hi > lo else float(lo)
+    flip = bool(rng.random() < 0.5) if config.flip else False
+    if config.rotation == "90":
+        angle = 90.0 * int(rng.integers(4))
+    elif config.rotation == "any":
+        angle = float(rng.uniform(0.0, 360.0))
+    else:
+        angle = 0.0
+    return scale, angle, flip
+
+
+def _sources(
+    state: State, config: CreateConfig, background: int, ignore: int, below_id: int | None
+) -> np.ndarray:
+    """Indices of the eligible sources: shape-bank entries, or rows of the object table (whole
+    objects only, unless ``config.clipped``)."""
+    bank = config.shape_bank
+    within = config.within_classes if config.placement == "within" else ()
+    never = (background, ignore, *within)
+    if bank is not None:
+        ok = (bank.areas >= config.min_area) & ~np.isin(bank.classes, never)
+        if config.max_area is not None:
+            ok &= bank.areas <= config.max_area
+        if config.classes is not None:
+            ok &= np.isin(bank.classes, config.classes)
+        return np.flatnonzero(ok)
+    table = state.objects()
+    cand = table.eligible(
+        min_area=config.min_area,
+        classes=config.classes,
+        exclude=never,
+        max_area=config.max_area,
+        below_id=below_id,
+    )
+    if not config.clipped and cand.size:
+        cand = cand[_inside(table.rows[cand], state.shape)]
+    return cand
+
+
 def create_objects(
     state: State,
     config: CreateConfig,
@@ -392,63 +526,60 @@ def create_objects(
     ignore: int = 255,
     step: int = 0,
     below_id: int | None = None,
+    tally: EventTally | None = None,
 ) -> tuple[State, list[EventRecord]]:
     """Paste transformed copies of chosen objects; returns the new state and one record per
     created object (objects that fit nowhere are skipped). No eligible source or no room for
     any copy: the input is returned unchanged with an empty log. ``below_id`` restricts the
     eligible objects to ids below it (the process uses it to spare objects born in the same
-    step)."""
+    step); ``tally``, when given, counts what was tried and why copies were not placed."""
+    tally = tally if tally is not None else EventTally()
     table = state.objects()
     bank = config.shape_bank
-    never = (background, ignore, *(config.within_classes if config.placement == "within" else ()))
-    if bank is not None:
-        ok = (bank.areas >= config.min_area) & ~np.isin(bank.classes, never)
-        if config.max_area is not None:
-            ok &= bank.areas <= config.max_area
-        if config.classes is not None:
-            ok &= np.isin(bank.classes, config.classes)
-        cand = np.flatnonzero(ok)
-    else:
-        cand = table.eligible(
-            min_area=config.min_area,
-            classes=config.classes,
-            exclude=never,
-            max_area=config.max_area,
-            below_id=below_id,
-        )
+    cand = _sources(state, config, background, ignore, below_id)
+    free = _free_classes(config, background, ignore)
+    interior = None
+    if config.placement == "homogeneous" and cand.size:
+        interior = _Interior(state.mask, free, config)
+        areas = bank.areas[cand] if bank is not None else table.areas[cand]
+        # a copy of area a needs a disc of radius >= sqrt(a / pi) inside one region
+        cand = cand[areas * config.scale[0] ** 2 < math.pi * interior.deepest**2]
+        if cand.size == 0:
+            tally.note("create", reason=NO_ROOM)
+            return state, []
     picked = choose(cand.size, config.count, config.rate, rng, replace=True)
     if picked.size == 0:
+        tally.note("create", reason=NO_SOURCE if cand.size == 0 else None)
         return state, []
     mask = state.mask.copy()
-    room = _Room(mask, config, _free_classes(config, background, ignore))
+    room = _Room(mask, config, free)
     layer = state.layer
     next_id = state.next_id
     new_rows: list[tuple[int, ...]] = []
     touched: set[int] = set()
     records: list[EventRecord] = []
-    lo, hi = config.scale
-    track_cover = config.allow_overlap or config.placement == "within"
+    track_cover = config.allow_overlap or config.placement != "free"
+    redraws = _REDRAWS if interior is not None else 0
     for p in picked:
-        c = int(cand[p])
-        if bank is None:
-            src_id, cls, y0, x0 = (int(v) for v in table.rows[c, :4])
-            src_fp = state.footprint(c)
-            bank_index = None
-        else:
-            src_id, cls, y0, x0 = -1, int(bank.classes[c]), 0, 0
-            src_fp = bank.footprints[c]
-            bank_index = c
-        scale = float(rng.uniform(lo, hi)) if hi > lo else float(lo)
-        flip = bool(rng.random() < 0.5) if config.flip else False
-        if config.rotation == "90":
-            angle = 90.0 * int(rng.integers(4))
-        elif config.rotation == "any":
-            angle = float(rng.uniform(0.0, 360.0))
-        else:
-            angle = 0.0
-        moved = scale != 1.0 or angle != 0.0 or flip
-        fp = transform_shape(src_fp, scale=scale, angle=angle, flip=flip) if moved else src_fp
-        pos = _place(fp, room, rng, config.max_tries)
+        for attempt in range(redraws + 1):
+            c = int(cand[p] if attempt == 0 else cand[rng.integers(cand.size)])
+            if bank is None:
+                src_id, cls, y0, x0 = (int(v) for v in table.rows[c, :4])
+                src_fp = state.footprint(c)
+                bank_index = None
+            else:
+                src_id, cls, y0, x0 = -1, int(bank.classes[c]), 0, 0
+                src_fp = bank.footprints[c]
+                bank_index = c
+            scale, angle, flip = _draw_transform(config, rng)
+            moved = scale != 1.0 or angle != 0.0 or flip
+            fp = transform_shape(src_fp, scale=scale, angle=angle, flip=flip) if moved else src_fp
+            if interior is not None:
+                pos = interior.place(fp, cls, mask, rng, config.max_tries) if fp.size else None
+            else:
+                pos = _place(fp, room, rng, config.max_tries)
+            if pos is not None:
+                break
         if pos is None:
             continue
         py, px = pos
@@ -489,6 +620,10 @@ def create_objects(
                 bank_index=bank_index,
             )
         )
+    short = None
+    if len(records) < picked.size:
+        short = NO_ROOM if interior is None and room.none_free() else NO_FIT
+    tally.note("create", tried=int(picked.size), done=len(records), reason=short)
     if not records:
         return state, []
     new_table = ObjectTable(np.concatenate([table.rows, np.array(new_rows, np.int64)]))

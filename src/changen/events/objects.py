@@ -241,6 +241,16 @@ def _validate(
     return mask, instances.astype(np.int32, copy=True)
 
 
+def _plain(mask: object) -> bool:
+    """Whether ``mask`` is already a C-contiguous 2-D uint8 array (valid as it is)."""
+    return (
+        isinstance(mask, np.ndarray)
+        and mask.ndim == 2
+        and mask.dtype == np.uint8
+        and mask.flags.c_contiguous
+    )
+
+
 def table_from_instances(mask: np.ndarray, instances: np.ndarray) -> ObjectTable:
     """Object table of a given instance map; each instance's class is its most frequent id."""
     rows = []
@@ -303,12 +313,18 @@ class State:
     ) -> State:
         """State of a semantic mask; objects are the given instances or, when None, the
         connected components of each class. Instance ids on ignore pixels are dropped."""
-        mask, inst = _validate(mask, instances)
-        read_only(mask)
-        if inst is not None:
-            inst[mask == ignore] = 0
-            return cls(mask, read_only(inst), int(inst.max(initial=0)) + 1)
-        classes, comp = label_mask(mask, connectivity, background, ignore)
+        if instances is None and _plain(mask):
+            # trace the caller's array, then copy it: the tracer's scratch image is freed
+            # before the copy is made, so the two never need fresh memory at once
+            classes, comp = label_mask(mask, connectivity, background, ignore)
+            mask = read_only(mask.copy())
+        else:
+            mask, inst = _validate(mask, instances)
+            read_only(mask)
+            if inst is not None:
+                inst[mask == ignore] = 0
+                return cls(mask, read_only(inst), int(inst.max(initial=0)) + 1)
+            classes, comp = label_mask(mask, connectivity, background, ignore)
         ids = np.arange(1, len(comp) + 1, dtype=np.int64)
         base = TracedBase(mask, ids, comp[:, SEED], comp[:, Y0 : X1 + 1], connectivity)
         table = ObjectTable(np.column_stack([ids, classes, comp[:, Y0:]]))

@@ -9,7 +9,12 @@ One policy for every entry point (``simulate``, ``generate``, the GAN trainer, t
   the background on object masks);
 - placement of created objects: on the background for object taxonomies (buildings on empty
   ground, the paper's setting); on land cover, which has no background, into the interior of a
-  homogeneous host region (:data:`LAND_COVER_PLACEMENT`).
+  homogeneous host region (:data:`LAND_COVER_PLACEMENT`: ChangeAnywhere's rule, measured by a
+  distance transform; see :mod:`changen.events.create`).
+
+:func:`unfired_warnings` turns a run's event counts (and, when given, the summed
+:class:`~changen.events.records.EventTally` of its chains) into one line per requested event
+that never fired, with the reason and the fix.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 from changen.errors import ConfigError
 from changen.events.create import Placement
 from changen.events.process import ChangeProcess
+from changen.events.records import NO_FIT, NO_ROOM, NO_SOURCE, EventTally
 from changen.events.remove import Fill, default_fill
 from changen.events.transition import OPENEARTHMAP_KERNEL, TransitionKernel
 from changen.sample import Taxonomy
@@ -27,7 +33,7 @@ from changen.taxonomies import object_classes
 
 DEFAULT_COUNT = (1, 5)
 DEFAULT_SCALE = (0.5, 1.5)
-LAND_COVER_PLACEMENT: Placement = "within"
+LAND_COVER_PLACEMENT: Placement = "homogeneous"
 """Where created objects land on land-cover masks by default."""
 
 
@@ -109,26 +115,71 @@ def default_process(
 
 UNFIRED_REASONS = {
     "create": "no room to place a copy (placement {placement!r}; 'free' needs background "
-    "pixels, which land-cover masks lack) or no source object reaches min_area {min_area} px; "
-    "try --placement within and --within CLASS,…",
+    "pixels, which land-cover masks lack) or no whole source object (off the mask border) "
+    "reaches min_area {min_area} px; try --placement homogeneous (or --placement within "
+    "--within CLASS,…)",
     "remove": "no object of the allowed classes reaches min_area {min_area} px; lower min_area "
     "or check the masks' classes",
     "reclass": "no object of the kernel's source classes reaches min_area {min_area} px; check "
     "--kernel against the masks' classes",
 }
-"""Why an event of each kind may never fire, with the fix (formatted with its config)."""
+"""Why an event of each kind may never fire, with the fix (formatted with its config), when no
+tally says more."""
+
+_ROOM = {
+    "free": "no background (id {background}) pixels to place on in these masks; use "
+    "--placement homogeneous (or --placement within --within CLASS,…)",
+    "within": "no pixels of the within classes {within} in these masks; choose other "
+    "--within classes or --placement homogeneous",
+    "homogeneous": "no single-class region of a host class is large enough to hold a copy; "
+    "lower --scale or min_area, or use --placement free",
+}
 
 
-def unfired_warnings(process: ChangeProcess, counts: Mapping[str, int]) -> list[str]:
+def _tallied_reason(kind: str, config: Any, tally: EventTally, background: int) -> str | None:
+    """The reason a tally gives for ``kind`` never firing, with the fix; None when it has none."""
+    runs, tried = tally.runs[kind], tally.tried[kind]
+    if runs == 0:
+        return "the process never drew it (mixture weights, or its probability per step)"
+    if tally.reasons[kind, NO_SOURCE] == runs:
+        return (
+            f"no eligible object in {runs} runs (at least min_area {config.min_area} px"
+            + (", off the mask border" if kind == "create" else "")
+            + "); lower min_area or check the masks' classes"
+        )
+    if kind != "create":
+        return None
+    head = f"0 of {tried} attempts placed"
+    if tally.reasons[kind, NO_ROOM]:
+        within = ",".join(str(c) for c in config.within_classes) or "-"
+        room = _ROOM[config.placement].format(background=background, within=within)
+        return f"{head}: {room}"
+    if tally.reasons[kind, NO_FIT]:
+        return f"{head}: no copy fits the room left (lower --scale, or another --placement)"
+    return None
+
+
+def unfired_warnings(
+    process: ChangeProcess,
+    counts: Mapping[str, int],
+    tally: EventTally | None = None,
+    *,
+    background: int = 0,
+) -> list[str]:
     """One line per event of ``process`` that never happened in a run (``counts``: events by
-    kind), saying the likely reason and the fix."""
+    kind), saying why and the fix: measured by ``tally`` (the sum of the run's
+    ``ChangeChain.tally``) when given, else the likely reason. ``background``: the taxonomy's
+    background id, named in the advice."""
     lines = []
     for spec in process.events:
-        if counts.get(spec.kind, 0) == 0 and spec.prob > 0:
-            config: Any = spec.config
+        if counts.get(spec.kind, 0) > 0 or spec.prob <= 0:
+            continue
+        config: Any = spec.config
+        text = None if tally is None else _tallied_reason(spec.kind, config, tally, background)
+        if text is None:
             text = UNFIRED_REASONS[spec.kind].format(
                 min_area=getattr(config, "min_area", 0),
                 placement=getattr(config, "placement", ""),
             )
-            lines.append(f"warning: {spec.kind} never happened: {text}")
+        lines.append(f"warning: {spec.kind} never happened: {text}")
     return lines

@@ -22,11 +22,11 @@ from typing import Any, Literal
 import numpy as np
 
 from changen.errors import ConfigError
-from changen.events.create import CreateConfig, Rotation, ShapeBank, create_objects
+from changen.events.create import CreateConfig, Placement, Rotation, ShapeBank, create_objects
 from changen.events.instances import InstanceLayer
 from changen.events.labels import binary_change, object_change, semantic_change
 from changen.events.objects import State
-from changen.events.records import EVENT_KINDS, EventKind, EventRecord
+from changen.events.records import EVENT_KINDS, NO_SOURCE, EventKind, EventRecord, EventTally
 from changen.events.remove import Fill, RemoveConfig, remove_objects
 from changen.events.transition import (
     OPENEARTHMAP_KERNEL,
@@ -140,7 +140,7 @@ class ChangeProcess:
         steps: int = 1,
         mode: Literal["sequence", "mixture"] = "sequence",
         fill: Fill = "background",
-        placement: Literal["free", "within"] = "free",
+        placement: Placement = "free",
         within_classes: tuple[int, ...] = (),
         allow_overlap: bool = False,
         classes: tuple[int, ...] | None = None,
@@ -189,10 +189,12 @@ def apply_step(
     step: int,
     background: int = 0,
     ignore: int = 255,
+    tally: EventTally | None = None,
 ) -> tuple[State, list[EventRecord]]:
     """One step of the chain: the events of ``process`` applied per its mode. Objects created
     during the step are not eligible for the step's later events (an object that appears and
-    vanishes between two observations leaves no trace)."""
+    vanishes between two observations leaves no trace). ``tally`` counts what each event tried
+    (see :class:`~changen.events.records.EventTally`)."""
     born = state.next_id
     if process.mode == "mixture":
         w = np.array([e.prob for e in process.events])
@@ -201,6 +203,7 @@ def apply_step(
         chosen = [e for e in process.events if e.prob >= 1.0 or rng.random() < e.prob]
     log: list[EventRecord] = []
     for spec in chosen:
+        extra = {"tally": tally} if spec.kind == "create" and tally is not None else {}
         state, records = _APPLY[spec.kind](
             state,
             spec.config,
@@ -209,7 +212,10 @@ def apply_step(
             ignore=ignore,
             step=step,
             below_id=born,
+            **extra,
         )
+        if tally is not None and spec.kind != "create":
+            tally.note(spec.kind, done=len(records), reason=None if records else NO_SOURCE)
         log.extend(records)
     return state, log
 
@@ -217,7 +223,9 @@ def apply_step(
 @dataclass
 class ChangeChain:
     """A simulated time series: ``masks`` (T+1, H, W) uint8, ``instances`` (T+1, H, W) int32
-    and the event ``log``; step ``t`` (1..T) turns ``masks[t-1]`` into ``masks[t]``.
+    and the event ``log``; step ``t`` (1..T) turns ``masks[t-1]`` into ``masks[t]``;
+    ``tally`` counts what the events tried (sum it over a run to explain an event that never
+    fired: :func:`changen.events.policy.unfired_warnings`).
 
     ``layers`` are the instance layers of the steps; ``instances`` is built from them on first
     access (one full map, then each step's edits), so a chain whose instance maps nobody reads
@@ -229,6 +237,7 @@ class ChangeChain:
     background: int = 0
     ignore: int = 255
     num_classes: int | None = None
+    tally: EventTally = field(default_factory=EventTally, repr=False, compare=False)
     _instances: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -322,12 +331,13 @@ def simulate(
     masks[0] = state.mask
     layers = [state.layer]
     log: list[EventRecord] = []
+    tally = EventTally()
     for t in range(1, process.steps + 1):
         state, records = apply_step(
-            state, process, rng, step=t, background=background, ignore=ignore
+            state, process, rng, step=t, background=background, ignore=ignore, tally=tally
         )
         masks[t] = state.mask
         layers.append(state.layer)
         log.extend(records)
     num_classes = _num_classes(masks, taxonomy, ignore) if taxonomy is not None else None
-    return ChangeChain(masks, tuple(layers), log, background, ignore, num_classes)
+    return ChangeChain(masks, tuple(layers), log, background, ignore, num_classes, tally)

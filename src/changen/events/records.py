@@ -1,8 +1,10 @@
-"""What an event did, one record per object: the per-object event log of a change process."""
+"""What an event did, one record per object: the per-object event log of a change process; and
+a tally of what events tried, so that a run can say why an event never fired."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 EventKind = Literal["create", "remove", "reclass"]
@@ -61,3 +63,36 @@ class EventRecord:
             area=int(d.get("area", 0)),
             bank_index=None if bank is None else int(bank),
         )
+
+
+NO_SOURCE, NO_ROOM, NO_FIT = "no_source", "no_room", "no_fit"
+"""Why an event edited nothing: no eligible object to act on (or copy); no pixel a copy may
+cover at all; a chosen copy that fits nowhere."""
+
+
+@dataclass
+class EventTally:
+    """What the events of a run tried, by event kind: ``runs`` (calls), ``tried`` (objects
+    chosen), ``done`` (records written) and ``reasons`` (``(kind, reason)`` → how often, see
+    :data:`NO_SOURCE`...). Counting never draws from the generator, so it leaves every result
+    unchanged; :meth:`update` sums the tallies of many chains."""
+
+    runs: Counter[str] = field(default_factory=Counter)
+    tried: Counter[str] = field(default_factory=Counter)
+    done: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def note(self, kind: str, *, tried: int = 0, done: int = 0, reason: str | None = None) -> None:
+        """One call of event ``kind``: objects chosen, records written, why it fell short."""
+        self.runs[kind] += 1
+        self.tried[kind] += tried
+        self.done[kind] += done
+        if reason is not None:
+            self.reasons[kind, reason] += 1
+
+    def update(self, other: EventTally) -> None:
+        """Add ``other``'s counts to this tally."""
+        self.runs.update(other.runs)
+        self.tried.update(other.tried)
+        self.done.update(other.done)
+        self.reasons.update(other.reasons)

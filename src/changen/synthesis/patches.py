@@ -1,7 +1,7 @@
 """Pixel helpers of the learning-free synthesizers (:mod:`.copy_paste`, :mod:`.inpaint`).
 
 - **Regions**: where each event record acts, read from the instance maps of both dates
-  (:class:`InstanceIndex`, :func:`record_region`).
+  (:func:`changen.events.regions.event_regions`, the one rule every reader uses).
 - **Warping**: :func:`warp_patch` flips, rotates and scales an image crop with exactly the
   geometry :func:`changen.events.transform_shape` applies to the object's footprint, so a
   copied object's pixels land on the footprint the create event placed.
@@ -20,34 +20,13 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from changen.errors import DataError
 from changen.events import EventRecord
+from changen.events.regions import InstanceIndex, Region, event_regions
 from changen.synthesis.base import SynthesisBatch
 
 EVENTS = ("create", "remove", "reclass")
-
-
-@dataclass(frozen=True)
-class Region:
-    """A bool ``footprint`` whose top-left pixel is at ``(y0, x0)`` of the image."""
-
-    y0: int
-    x0: int
-    footprint: np.ndarray
-
-    @property
-    def box(self) -> tuple[slice, slice]:
-        h, w = self.footprint.shape
-        return slice(self.y0, self.y0 + h), slice(self.x0, self.x0 + w)
-
-    def paint(self, target: np.ndarray) -> None:
-        """Set the region's pixels of a full-image bool map."""
-        target[self.box] |= self.footprint
-
-    def __bool__(self) -> bool:
-        return bool(self.footprint.any())
 
 
 @dataclass(frozen=True)
@@ -56,25 +35,6 @@ class Layer:
 
     region: Region
     pixels: np.ndarray
-
-
-class InstanceIndex:
-    """Bounding boxes of every instance of an instance map, from one ``find_objects`` pass."""
-
-    def __init__(self, instances: np.ndarray, name: str) -> None:
-        if not np.issubdtype(instances.dtype, np.integer):
-            raise DataError(f"{name} must hold integer instance ids, got {instances.dtype}")
-        if instances.size and int(instances.min()) < 0:
-            raise DataError(f"{name} holds negative ids; instance ids must be >= 0")
-        self.instances = instances
-        self._boxes = ndimage.find_objects(instances)
-
-    def region(self, obj_id: int) -> Region | None:
-        """The pixels of ``obj_id`` (None when the map does not hold it)."""
-        if not 0 < obj_id <= len(self._boxes) or self._boxes[obj_id - 1] is None:
-            return None
-        ys, xs = self._boxes[obj_id - 1]
-        return Region(ys.start, xs.start, self.instances[ys, xs] == obj_id)
 
 
 def sample_records(batch: SynthesisBatch, i: int) -> list[EventRecord] | None:
@@ -102,25 +62,6 @@ def sample_records(batch: SynthesisBatch, i: int) -> list[EventRecord] | None:
     return records
 
 
-def record_region(
-    record: EventRecord, t1: InstanceIndex, t2: InstanceIndex, t2_mask: np.ndarray
-) -> Region | None:
-    """The pixels a record changed, as they are at t2 (created / re-classed pixels) or at t1
-    (removed pixels). None when nothing of it is left (e.g. a later step undid it)."""
-    if record.event == "create":
-        return t2.region(record.new_id)
-    if record.event == "remove":
-        return t1.region(record.source_id)
-    region = t2.region(record.new_id) if record.new_id > 0 else t1.region(record.source_id)
-    if region is None:
-        return None
-    keep = t2_mask[region.box] == record.class_after
-    if record.new_id == 0:  # the object became unlabelled: its pixels without an id at t2
-        keep &= t2.instances[region.box] == 0
-    fp = region.footprint & keep
-    return Region(region.y0, region.x0, fp) if fp.any() else None
-
-
 @dataclass(frozen=True)
 class SampleChanges:
     """What changed in one sample: ``changed`` (H, W) bool, the pixels whose class differs
@@ -146,10 +87,7 @@ def sample_changes(batch: SynthesisBatch, i: int) -> SampleChanges:
     t2 = InstanceIndex(t2_inst[i], "t2_instances")
     moved = changed | (t1.instances != t2.instances)
     regions = []
-    for rec in records:
-        region = record_region(rec, t1, t2, t2_mask)
-        if region is None:
-            continue
+    for rec, region in event_regions(records, t1, t2, t2_mask):
         fp = region.footprint & moved[region.box]
         if fp.any():
             region = Region(region.y0, region.x0, fp)

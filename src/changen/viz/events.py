@@ -6,23 +6,11 @@ import cv2
 import numpy as np
 
 from changen.events import ChangeChain
+from changen.events.regions import event_maps
 from changen.sample import Taxonomy
 from changen.viz.grid import make_grid, overlay_events
 
 PREVIEW_CELL = 256
-
-
-def event_regions(chain: ChangeChain, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bool maps of the pixels created, removed and reclassed between steps ``k-1`` and ``k``."""
-    before, after = chain.instances[k - 1], chain.instances[k]
-    ids: dict[str, list[int]] = {"create": [], "remove": [], "reclass": []}
-    for record in chain.records(k - 1, k):
-        ids[record.event].append(record.source_id if record.event == "remove" else record.new_id)
-    return (
-        np.isin(after, ids["create"]) & (after > 0),
-        np.isin(before, ids["remove"]) & (before > 0),
-        np.isin(after, ids["reclass"]) & (after > 0),
-    )
 
 
 def chain_preview(
@@ -45,7 +33,7 @@ def chain_preview(
     masks: list[np.ndarray | None] = [taxonomy.colorize(small(chain.masks[0]))]
     changes: list[np.ndarray | None] = [image]
     for k in range(1, steps):
-        created, removed, reclassed = (small(r) > 0 for r in event_regions(chain, k))
+        created, removed, reclassed = (small(r) > 0 for r in event_maps(chain, k))
         colored = taxonomy.colorize(small(chain.masks[k]))
         masks.append(
             overlay_events(colored, created, removed, reclassed, thickness=2, legend=k == 1)

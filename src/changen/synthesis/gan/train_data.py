@@ -33,9 +33,9 @@ from changen.data.bands import to_rgb8
 from changen.data.readers.base import Reader
 from changen.errors import ConfigError, DataError
 from changen.events import ChangeProcess, simulate
+from changen.events.regions import event_maps
 from changen.sample import Scene, Taxonomy
 from changen.synthesis.gan.classes import class_lut, model_class_ids, to_model_ids
-from changen.viz.events import event_regions
 
 GAN_IGNORE = 255
 """The ignore id the GAN networks and losses see."""
@@ -141,7 +141,7 @@ class GanTrainData(Dataset[dict[str, torch.Tensor]]):
         noise = rng.standard_normal(self.z_dim).astype(np.float32)
         bits = None
         if regions:
-            created, removed, reclassed = event_regions(chain, 1)
+            created, removed, reclassed = event_maps(chain, 1)
             bits = (created * CREATED | removed * REMOVED | reclassed * RECLASSED).astype(np.uint8)
         return GanExample(scene.name, image, chain.masks[0], chain.masks[1], noise, bits)
 
