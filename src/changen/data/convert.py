@@ -45,7 +45,7 @@ def convert(
             f"converted dataset to a separate folder"
         )
     options: dict[str, Any] = {} if split is None else {"split": split}
-    reader = open_dataset(src, format=format, taxonomy=taxonomy, **options)
+    reader = open_dataset(Path(src), format=format, taxonomy=taxonomy, **options)
     if reader.kind != "change":
         raise FormatError(
             f"{src}: {reader.format} is a single-temporal (scene) format; convert "

@@ -40,11 +40,14 @@ class ResNetBackbone(Backbone):
 
     def __init__(self, name: str = "resnet18") -> None:
         import timm
+        from timm.models import FeatureInfo
 
         body = timm.create_model(
             name, pretrained=False, features_only=True, out_indices=(1, 2, 3, 4)
         )
-        super().__init__(body, tuple(body.feature_info.channels()))
+        info = body.feature_info  # typed as a plain Module attribute: narrow it
+        assert isinstance(info, FeatureInfo), "features_only models carry a FeatureInfo"
+        super().__init__(body, tuple(info.channels()))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.body(x)
@@ -88,6 +91,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"weight file {path} does not exist; give the path of a local file")
+    state: object  # whatever the file holds, checked below
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file

@@ -23,7 +23,6 @@ executors, give them the same ``threads``; learning-free synthesizers never depe
 
 from __future__ import annotations
 
-import functools
 import multiprocessing
 import os
 import pickle
@@ -161,14 +160,15 @@ def run_local(
     start = time.perf_counter()
     depth = max(2, 2 * workers)
     pool: ThreadPoolExecutor | ProcessPoolExecutor
+    prepare: Callable[[list[int]], list[Prepared]]
     if workers:
         pool = ProcessPoolExecutor(
             workers, mp_context=_mp_context(), initializer=_init_worker, initargs=(job,)
         )
-        submit = functools.partial(pool.submit, _prepare_in_worker)
+        prepare = _prepare_in_worker
     else:
         pool = ThreadPoolExecutor(1, thread_name_prefix="changen-prepare")
-        submit = functools.partial(pool.submit, Preparer(job).prepare_batch)
+        prepare = Preparer(job).prepare_batch
     writer = ThreadPoolExecutor(1, thread_name_prefix="changen-write")
     ahead: deque[Future[list[Prepared]]] = deque()
     writes: deque[Future[None]] = deque()
@@ -176,7 +176,7 @@ def run_local(
 
     def refill() -> None:
         while len(ahead) < depth and (batch := next(queue, None)) is not None:
-            ahead.append(submit(batch))
+            ahead.append(pool.submit(prepare, batch))
 
     try:
         with _torch_threads(threads or max(1, cpu_count() - workers)):
@@ -191,7 +191,8 @@ def run_local(
             while writes:
                 writes.popleft().result()
     except BaseException:
-        for future in (*ahead, *writes):
+        pending: list[Future[Any]] = [*ahead, *writes]
+        for future in pending:
             future.cancel()
         raise
     finally:

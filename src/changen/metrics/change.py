@@ -175,6 +175,9 @@ class BinaryChangeMetric(Metric):
     """
 
     full_state_update = False
+    # States registered by ``add_state``; declared so they do not type as ``Tensor | Module``.
+    counts: torch.Tensor
+    image_counts: list[torch.Tensor]
 
     def __init__(
         self,
@@ -319,6 +322,7 @@ class SemanticChangeMetric(Metric):
     """
 
     full_state_update = False
+    confusion: torch.Tensor  # registered by ``add_state``
 
     def __init__(self, num_classes: int, ignore_index: int = 255, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -125,8 +125,8 @@ class CopyPaste:
         near = _nearest_object(t1, t1_mask, rec.class_after, target)
         if near is None:
             return None
-        pixels = refit_object(image, near, target.footprint.shape, self.inpaint_radius)
-        return None if pixels is None else Layer(target, pixels)
+        refit = refit_object(image, near, target.footprint.shape, self.inpaint_radius)
+        return None if refit is None else Layer(target, refit)
 
     def _reclass(
         self,

@@ -176,7 +176,7 @@ class ChangeFolderReader(ChangeReader):
             )
         if split is None or dirs[0][0] is None:
             return dirs
-        chosen = [(name, d) for name, d in dirs if name == split]
+        chosen: list[tuple[str | None, Path]] = [(name, d) for name, d in dirs if name == split]
         if not chosen:
             raise ConfigError(
                 f"{self.root}: no split {split!r}; choose one of: "

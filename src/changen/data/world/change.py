@@ -10,6 +10,7 @@ still shows real ground. A detector that is robust to mis-registration must ther
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, replace
 
 import cv2
@@ -153,7 +154,7 @@ def edit_layout(
     edits: list[dict[str, object]] = []
     editable = _visible(layout, {o.id for o in layout.labelled()})
 
-    def candidates(kinds: dict[str, object]) -> list[WorldObject]:
+    def candidates(kinds: Mapping[str, object]) -> list[WorldObject]:
         return [o for o in objects if o.kind in kinds and o.id in editable]
 
     for _ in range(_scaled(rng, change.remove, area)):
@@ -230,12 +231,13 @@ def _nuisance_world(
 def _nuisance_look(rng: np.random.Generator, look: Look, change: ChangeConfig) -> Look:
     """The t2 acquisition: other sun, radiometry and season."""
     gain = rng.uniform(*change.gain) * rng.normal(1.0, change.white_balance, 3)
+    red, green, blue = (float(a * g) for a, g in zip(look.gain, gain, strict=True))
     return replace(
         look,
         sun_azimuth=float(look.sun_azimuth + rng.normal(0.0, change.sun_jitter)),
         shadow_length=float(rng.uniform(0.7, 1.4)),
         season=float(look.season + rng.uniform(-change.season, change.season)),
-        gain=tuple(float(a * g) for a, g in zip(look.gain, gain, strict=True)),
+        gain=(red, green, blue),
         gamma=float(look.gamma * rng.uniform(*change.gamma)),
         blur=float(rng.uniform(0.45, 0.8)),
     )

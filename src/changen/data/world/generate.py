@@ -239,7 +239,8 @@ class _Builder:
         return placed
 
     def free_buildings(self, n: int) -> None:
-        rng, placed = self.rng, []
+        rng = self.rng
+        placed: list[WorldObject] = []
         roads = self.roads()
         grid_angle = float(rng.uniform(0, np.pi / 2))
         if roads:

@@ -54,6 +54,11 @@ class Look:
         return np.array([np.cos(a), np.sin(a)])
 
 
+def _rgb(values: np.ndarray) -> tuple[float, float, float]:
+    r, g, b = (float(v) for v in values)
+    return r, g, b
+
+
 def random_look(rng: np.random.Generator, texture: float = 1.0, sensor_noise: float = 2.0) -> Look:
     """A plausible acquisition: morning-to-noon sun, mild radiometric variation."""
     return Look(
@@ -61,7 +66,7 @@ def random_look(rng: np.random.Generator, texture: float = 1.0, sensor_noise: fl
         shadow_length=float(rng.uniform(0.7, 1.4)),
         shadow_depth=float(rng.uniform(0.3, 0.45)),
         season=float(rng.normal(0.0, 0.3)),
-        gain=tuple(float(g) for g in rng.normal(1.0, 0.05) * rng.normal(1.0, 0.02, 3)),
+        gain=_rgb(rng.normal(1.0, 0.05) * rng.normal(1.0, 0.02, 3)),
         gamma=float(rng.uniform(0.92, 1.08)),
         blur=float(rng.uniform(0.45, 0.8)),
         texture=texture,
@@ -89,9 +94,10 @@ class _Canvas:
         self.mat = np.zeros((h, w), np.uint8)
 
     def label(self, obj: WorldObject, polygons: list[np.ndarray]) -> None:
+        class_id = _class_id(obj)
         for p in polygons:
             pts = [fixed(p)]
-            cv2.fillPoly(self.mask, pts, obj.class_id, cv2.LINE_8, SHIFT)
+            cv2.fillPoly(self.mask, pts, class_id, cv2.LINE_8, SHIFT)
             cv2.fillPoly(self.inst, pts, obj.id, cv2.LINE_8, SHIFT)
 
     def body(
@@ -125,6 +131,13 @@ class _Canvas:
         return slice(y0, y1), slice(x0, x1)
 
 
+def _class_id(obj: WorldObject) -> int:
+    """The mask class of an object that is labelled (every kind but ``car``)."""
+    class_id = obj.class_id
+    assert class_id is not None, f"{obj.kind!r} objects are not painted into the mask"
+    return class_id
+
+
 def _area(cv: _Canvas, obj: WorldObject) -> None:
     polys = [np.asarray(p) for p in obj.footprint()]
     cv.label(obj, polys)
@@ -155,7 +168,7 @@ def _area(cv: _Canvas, obj: WorldObject) -> None:
 def _road(cv: _Canvas, obj: WorldObject) -> None:
     line = [fixed(np.asarray(obj.line))]
     width = max(1, round(obj.width))
-    cv2.polylines(cv.mask, line, False, obj.class_id, width, cv2.LINE_8, SHIFT)
+    cv2.polylines(cv.mask, line, False, _class_id(obj), width, cv2.LINE_8, SHIFT)
     cv2.polylines(cv.inst, line, False, obj.id, width, cv2.LINE_8, SHIFT)
     if cv.look is None:
         return
@@ -198,7 +211,7 @@ def _trees(cv: _Canvas, obj: WorldObject) -> None:
         radii = np.stack([r, 0.7 * r, 0.38 * r], axis=1).reshape(-1)
         values = (tone[:, None] * [0.6, 0.8, 1.0]).reshape(-1)
         _discs(level, centres, radii, values)
-    cv.mask[win][crown] = obj.class_id
+    cv.mask[win][crown] = _class_id(obj)
     cv.inst[win][crown] = obj.id
     if look is None:
         return
