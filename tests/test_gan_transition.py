@@ -88,12 +88,18 @@ def perturb_encoder(gen: ChangenGenerator, fg: Tensor) -> None:
     gen.encoder.register_forward_hook(hook)
 
 
-@pytest.mark.parametrize(("masking", "destyling"), [(True, True), (True, False), (False, False)])
+@pytest.mark.parametrize(
+    ("masking", "destyling"), [("objects", True), ("objects", False), ("none", False)]
+)
 def test_generator_output_ignores_pre_event_foreground_features(
-    masking: bool, destyling: bool
+    masking: str, destyling: bool
 ) -> None:
     config = dataclasses.replace(
-        PRESETS["tiny"].generator, num_classes=3, masking=masking, destyling=destyling
+        PRESETS["tiny"].generator,
+        num_classes=3,
+        masking=masking,
+        object_classes=(1, 2),
+        destyling=destyling,
     )
     torch.manual_seed(0)
     gen = ChangenGenerator(config).eval()
@@ -106,10 +112,10 @@ def test_generator_output_ignores_pre_event_foreground_features(
     clean = gen(image, t1, t2, generator=torch.Generator().manual_seed(0))
     perturb_encoder(gen, (t1 > 0).unsqueeze(1))
     perturbed = gen(image, t1, t2, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(clean, perturbed) == masking
+    assert torch.equal(clean, perturbed) == (masking != "none")
 
 
-def test_foreground_classes_choose_what_is_masked() -> None:
-    config = dataclasses.replace(PRESETS["tiny"].generator, num_classes=3, foreground_classes=(2,))
+def test_object_classes_choose_what_is_masked() -> None:
+    config = dataclasses.replace(PRESETS["tiny"].generator, num_classes=3, object_classes=(2,))
     gen = ChangenGenerator(config)
-    assert gen.foreground_table.tolist() == [False, False, True]
+    assert gen.object_table.tolist() == [False, False, True]

@@ -28,6 +28,7 @@ from changen.synthesis.gan.train_config import (
     scale_widths,
 )
 from changen.synthesis.gan.train_data import StepBatchSampler, holdout_split
+from changen.taxonomies import OPENEARTHMAP
 
 WORLD_SIZE = 96
 
@@ -136,12 +137,14 @@ def test_config_checks_and_width_scaling(world: Path) -> None:
     with pytest.raises(ConfigError, match="precision"):
         RunConfig(precision="fp16")  # type: ignore[arg-type]  # the invalid value under test
     config = tiny(world)
-    gan = resolve_gan(config, 9)
+    gan = resolve_gan(config, OPENEARTHMAP)
     assert gan.num_classes == 9 and gan.generator.ignore_index == 255
     wide = scale_widths(gan, 2.0)
     assert wide.generator.feature_channels == tuple(2 * c for c in gan.generator.feature_channels)
     assert wide.discriminator.channels == tuple(2 * c for c in gan.discriminator.channels)
-    assert resolve_gan(tiny(world, preset="spade_gpcm"), 3).generator.use_encoder is False
+    assert (
+        resolve_gan(tiny(world, preset="spade_gpcm"), OPENEARTHMAP).generator.use_encoder is False
+    )
 
 
 def test_crop_larger_than_images_and_change_datasets_are_refused(

@@ -1,8 +1,7 @@
 """How a dataset's class ids become the GAN's class ids ``0..N-1`` (training and inference).
 
 The generator one-hot encodes masks, so it needs dense ids. The rule: the taxonomy's
-background id becomes model id 0 (the generator never masks class 0, see
-``GeneratorConfig.foreground``), then every other class id except the ignore id follows in
+background id becomes model id 0, then every other class id except the ignore id follows in
 ascending order; the taxonomy's ignore id becomes the model's ``ignore_index`` (255 by default),
 which the generator conditions on as background. For the usual taxonomies (background 0, ids
 ``0..N-1``, ignore 255: OpenEarthMap, the sample world, xView2) the mapping is the identity;
@@ -15,6 +14,7 @@ import numpy as np
 
 from changen.errors import DataError
 from changen.sample import Taxonomy
+from changen.taxonomies import object_classes
 
 UNKNOWN = -1
 
@@ -23,6 +23,13 @@ def model_class_ids(taxonomy: Taxonomy) -> tuple[int, ...]:
     """The taxonomy ids in model order: entry ``k`` is the taxonomy id of model class ``k``."""
     rest = sorted(i for i in taxonomy.ids if i not in (taxonomy.background, taxonomy.ignore))
     return (taxonomy.background, *rest)
+
+
+def model_object_classes(taxonomy: Taxonomy) -> tuple[int, ...]:
+    """The taxonomy's object classes (:func:`changen.taxonomies.object_classes`) as model ids,
+    the ``object_classes`` a generator for this taxonomy masks."""
+    order = model_class_ids(taxonomy)
+    return tuple(order.index(i) for i in object_classes(taxonomy) if i in order)
 
 
 def class_lut(taxonomy: Taxonomy, ignore_index: int = 255) -> np.ndarray:

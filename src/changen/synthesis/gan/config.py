@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 from changen.errors import ConfigError
 
 NORMS = ("group", "batch")
+MASKINGS = ("objects+changed", "objects", "none")
+_LEGACY_KEYS = frozenset({"foreground_classes"})
 _T = TypeVar("_T")
 
 
@@ -34,13 +36,28 @@ class GeneratorConfig:
     (the OASIS+GPCM / SPADE+GPCM baselines). ``masking`` / ``destyling`` switch the two parts of
     the masked transition layer (the paper's ablations). ``norm`` is the parameter-free norm
     inside the spatially-adaptive normalisation ("group" as Changen, "batch" as SPADE/OASIS).
-    ``foreground_classes`` are the pre-event classes whose features are masked (``None``: every
-    class but 0). ``ignore_index`` pixels are treated as background (class 0) for conditioning.
+    ``ignore_index`` pixels are treated as background (class 0) for conditioning.
+
+    ``masking`` names which pre-event positions the transition layers mask (their encoder
+    features are replaced by the decoder's, so no pre-event content can leak into them):
+
+    - ``"objects+changed"``: pixels whose S_t class is in ``object_classes`` (model ids, e.g.
+      building) and pixels whose class differs between S_t and S_t+1. Unchanged land cover
+      keeps its pre-event features, so the generator is guided by I_t wherever the scene stays.
+    - ``"objects"``: only the ``object_classes`` pixels (the paper's building setting).
+    - ``"none"``: nothing is masked (the paper's ablation "without Masking").
+
+    ``mask_input`` also blanks I_t (to 0, mid-grey) at the masked pixels before the encoder, so
+    that masked content cannot reach unmasked features through the encoder's receptive field.
+    Configs written before ``masking`` was a rule (``masking`` a bool, ``foreground_classes``)
+    load as :func:`legacy_masking` says.
     """
 
     num_classes: int = 2
     use_encoder: bool = True
-    masking: bool = True
+    masking: str = "objects+changed"
+    object_classes: tuple[int, ...] = ()
+    mask_input: bool = True
     destyling: bool = True
     resnet_channels: tuple[int, ...] = (64, 128, 256, 512)
     feature_channels: tuple[int, ...] = (512, 256, 128, 64, 32, 16)
@@ -48,7 +65,6 @@ class GeneratorConfig:
     norm: str = "group"
     norm_groups: int = 32
     norm_hidden: int = 128
-    foreground_classes: tuple[int, ...] | None = None
     ignore_index: int = 255
 
     def __post_init__(self) -> None:
@@ -72,25 +88,47 @@ class GeneratorConfig:
                 f"ignore_index={self.ignore_index} collides with a class id "
                 f"(num_classes={self.num_classes}); pick an id outside 0..{self.num_classes - 1}"
             )
-        bad = [c for c in self.foreground_classes or () if not 0 <= c < self.num_classes]
+        if self.masking not in MASKINGS:
+            raise ConfigError(
+                f"masking={self.masking!r} is unknown; use one of {MASKINGS} "
+                f"(a bool is only read from old config files)"
+            )
+        bad = [c for c in self.object_classes if not 0 <= c < self.num_classes]
         if bad:
             raise ConfigError(
-                f"foreground_classes {bad} are outside 0..{self.num_classes - 1}; fix the config"
+                f"object_classes {bad} are outside 0..{self.num_classes - 1}; fix the config"
             )
-
-    @property
-    def foreground(self) -> tuple[int, ...]:
-        """Pre-event class ids masked by the transition layers."""
-        if self.foreground_classes is not None:
-            return self.foreground_classes
-        return tuple(range(1, self.num_classes))
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
-        return _from_dict(cls, data)
+        return _from_dict(cls, legacy_masking(data))
+
+
+def legacy_masking(data: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite a generator config from before the masking rule into the current fields.
+
+    Old files say ``"masking": true|false`` and ``"foreground_classes": [ids] | null``; the
+    generator they describe masked the features of every pre-event class but 0 (or of the
+    listed ids) and never blanked I_t. They load as ``masking="objects"`` with those ids as
+    ``object_classes`` (``"none"`` when masking was off) and ``mask_input=False``, so an old
+    checkpoint computes exactly what it was trained to compute.
+    """
+    if not isinstance(data.get("masking"), bool) and not _LEGACY_KEYS & set(data):
+        return data
+    new = {k: v for k, v in data.items() if k not in _LEGACY_KEYS}
+    num_classes = int(data.get("num_classes", GeneratorConfig.num_classes))
+    listed = data.get("foreground_classes")
+    objects = range(1, num_classes) if listed is None else listed
+    on = bool(data.get("masking", True))
+    new.update(
+        masking="objects" if on else "none",
+        object_classes=list(objects) if on else [],
+        mask_input=False,
+    )
+    return new
 
 
 @dataclass(frozen=True)
@@ -185,13 +223,15 @@ _TINY_D = DiscriminatorConfig(channels=(8, 8, 16, 16, 16), head_channels=8)
 PRESETS: dict[str, GanConfig] = {
     "changen": GanConfig(),
     "changen_no_destyle": GanConfig(generator=GeneratorConfig(destyling=False)),
-    "changen_no_mask_destyle": GanConfig(generator=GeneratorConfig(masking=False, destyling=False)),
+    "changen_no_mask_destyle": GanConfig(
+        generator=GeneratorConfig(masking="none", destyling=False)
+    ),
     "oasis_gpcm": GanConfig(
-        generator=GeneratorConfig(use_encoder=False, masking=False, destyling=False, norm="batch")
+        generator=GeneratorConfig(use_encoder=False, masking="none", destyling=False, norm="batch")
     ),
     "spade_gpcm": GanConfig(
         generator=GeneratorConfig(
-            use_encoder=False, masking=False, destyling=False, norm="batch", z_dim=0
+            use_encoder=False, masking="none", destyling=False, norm="batch", z_dim=0
         )
     ),
     "tiny": GanConfig(generator=_TINY_G, discriminator=_TINY_D),
@@ -201,16 +241,16 @@ without noise, both with batch-norm SPADE and no pre-event image), and test widt
 
 
 def preset(
-    name: str, num_classes: int | None = None, foreground_classes: tuple[int, ...] | None = None
+    name: str, num_classes: int | None = None, object_classes: tuple[int, ...] = ()
 ) -> GanConfig:
-    """The preset ``name`` with the dataset's class count (and optional foreground ids)."""
+    """The preset ``name`` with the dataset's class count and object classes (model ids)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown GAN preset {name!r}; choose one of {sorted(PRESETS)}")
     config = PRESETS[name]
     n = config.num_classes if num_classes is None else num_classes
     return GanConfig(
         generator=dataclasses.replace(
-            config.generator, num_classes=n, foreground_classes=foreground_classes
+            config.generator, num_classes=n, object_classes=tuple(object_classes)
         ),
         discriminator=dataclasses.replace(config.discriminator, num_classes=n),
     )

@@ -9,7 +9,9 @@ are spectrally normalised.
 
 Inputs: images are float (B, 3, H, W) in [-1, 1]; masks are integer (B, H, W) class ids in
 ``0..num_classes-1``, and ``ignore_index`` pixels are conditioned on as background (class 0),
-both for the one-hot ``S_t+1`` and for the pre-event foreground. H and W must be multiples of 32.
+both for the one-hot ``S_t+1`` and for the masked positions (``GeneratorConfig.masking``:
+object classes of S_t, and with ``"objects+changed"`` also the pixels whose class changes).
+H and W must be multiples of 32.
 The noise is (B, z_dim) - one vector per image broadcast over the map, as OASIS samples it - or a
 full (B, z_dim, H, W) map; when not given it is drawn from ``generator`` (a ``torch.Generator``),
 never from the global RNG.
@@ -77,7 +79,7 @@ class ChangenGenerator(nn.Module):
                     c.norm_hidden,
                     c.norm,
                     c.norm_groups,
-                    masking=c.masking,
+                    masking=c.masking != "none",
                     destyling=c.destyling,
                 )
                 for ch in f
@@ -92,8 +94,20 @@ class ChangenGenerator(nn.Module):
         )
         self.to_rgb = spectral_conv(f[-1], 3, 3)
         table = torch.zeros(c.num_classes, dtype=torch.bool)
-        table[list(c.foreground)] = True
-        self.register_buffer("foreground_table", table, persistent=False)
+        table[list(c.object_classes)] = True
+        self.register_buffer("object_table", table, persistent=False)
+
+    def masked_positions(self, t1_mask: Tensor, t2_mask: Tensor) -> Tensor:
+        """(B, 1, H, W) bool: where pre-event features are masked, by ``config.masking``.
+
+        Both masks are model class ids with ignore already mapped to 0 (:func:`class_ids`).
+        """
+        masked = self.object_table[t1_mask]
+        if self.config.masking == "objects+changed":
+            masked = masked | (t1_mask != t2_mask)
+        elif self.config.masking == "none":
+            masked = torch.zeros_like(masked)
+        return masked.unsqueeze(1)
 
     def _condition(
         self, t2_mask: Tensor, noise: Tensor | None, generator: torch.Generator | None
@@ -121,7 +135,8 @@ class ChangenGenerator(nn.Module):
     def _pre_event(
         self, t1_image: Tensor | None, t1_mask: Tensor | None, t2_mask: Tensor
     ) -> tuple[list[Tensor], Tensor]:
-        """Encoder features ``f_t,0..5`` and the (B, 1, H, W) pre-event foreground."""
+        """Encoder features ``f_t,0..5`` and the (B, 1, H, W) masked positions; I_t is blanked
+        there first when ``config.mask_input``."""
         c = self.config
         b, h, w = t2_mask.shape
         if t1_image is None or t1_mask is None:
@@ -135,7 +150,10 @@ class ChangenGenerator(nn.Module):
                 f"t1_mask shape {tuple(t1_mask.shape)} differs from t2_mask {(b, h, w)}"
             )
         t1_mask = class_ids(t1_mask, c.num_classes, c.ignore_index, "t1_mask")
-        return self.encoder(t1_image), self.foreground_table[t1_mask].unsqueeze(1)
+        masked = self.masked_positions(t1_mask, t2_mask)
+        if c.mask_input and c.masking != "none":
+            t1_image = t1_image.masked_fill(masked, 0.0)
+        return self.encoder(t1_image), masked
 
     def forward(
         self,

@@ -8,6 +8,16 @@
 - **Any size**: the generator needs multiples of 32; inputs are reflect-padded (split evenly
   between both sides) and the output cropped back. The network is fully convolutional, so a
   generator trained at 256² synthesises 1024² tiles directly.
+- **Context at the borders**: run on exactly its input, the generator's zero-padded border
+  shows in the output as a band up to about two cells of the coarsest scale (64 px) wide, its
+  3×3 convs at h/32 and h/16 carrying the padding inwards; whether it is bright or dark, and
+  on which edge, is learned (a bright bottom band on xView2 crops from a generator trained at
+  96², dark right and left bands on the demo). Without context, sizes that are multiples of
+  32, such as 256² crops, get no padding at all, so their edges are the network's own border.
+  ``context`` reflect-pads that many more pixels on every side before the stride padding and
+  crops them off. :meth:`GanSynthesizer.from_checkpoint` uses :data:`CONTEXT` (64: the band
+  falls in the cropped margin, at 2.25× the pixels of a 256² crop and 1.27× of a 1024² tile);
+  the bare constructor uses 0 and runs the generator exactly as given.
 - **Fast path**: ``precision="bf16"`` runs under bf16 autocast and ``channels_last`` stores
   activations NHWC; both default on for CUDA and off on CPU (the default CPU path is fp32, whose
   per-sample outputs are the same whatever the batch composition, see the tests).
@@ -36,6 +46,7 @@ from changen.synthesis.gan.generator import STRIDE, ChangenGenerator, sample_noi
 KIND = "changen_gan"
 PRECISIONS = ("fp32", "bf16")
 ONE_THREAD_MAX_PASS = 15
+CONTEXT = 2 * STRIDE
 
 
 def taxonomy_key(taxonomy: Taxonomy) -> tuple[Any, ...]:
@@ -54,9 +65,10 @@ def weights_digest(module: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def pad_amounts(size: int) -> tuple[int, int]:
-    """(before, after) padding that brings ``size`` to the next multiple of the stride."""
-    total = -size % STRIDE
+def pad_amounts(size: int, context: int = 0) -> tuple[int, int]:
+    """(before, after) padding: ``context`` pixels on each side, then up to the next multiple
+    of the stride, split evenly."""
+    total = 2 * context + (-(size + 2 * context) % STRIDE)
     return total // 2, total - total // 2
 
 
@@ -85,7 +97,8 @@ class GanSynthesizer:
     ``precision`` / ``channels_last`` default to bf16 + channels-last on CUDA and fp32 +
     contiguous elsewhere. ``batch_invariant`` (CPU) runs the forward passes so that a sample's
     output is bitwise the same whatever batch it is in (:func:`forward_chunks`); it costs a
-    second pass for a lone image, so turn it off for one-off single images. ``checkpoint``,
+    second pass for a lone image, so turn it off for one-off single images. ``context`` is the
+    reflect-padded border in pixels (see the module docstring). ``checkpoint``,
     ``step`` and ``use_ema`` only describe where the weights came from (they appear in
     :meth:`config`); :meth:`from_checkpoint` fills them.
     """
@@ -102,6 +115,7 @@ class GanSynthesizer:
         channels_last: bool | None = None,
         use_ema: bool = True,
         batch_invariant: bool = True,
+        context: int = 0,
         checkpoint: str | os.PathLike[str] | None = None,
         step: int | None = None,
     ) -> None:
@@ -111,6 +125,9 @@ class GanSynthesizer:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision={self.precision!r} is unknown; use one of {PRECISIONS}")
         self.channels_last = cuda if channels_last is None else bool(channels_last)
+        if context < 0:
+            raise ConfigError(f"context={context} must be >= 0 (pixels of padded border)")
+        self.context = context
         plain = unwrap(generator)
         if not isinstance(plain, ChangenGenerator):
             name = type(plain).__name__
@@ -141,6 +158,7 @@ class GanSynthesizer:
         channels_last: bool | None = None,
         use_ema: bool = True,
         batch_invariant: bool = True,
+        context: int = CONTEXT,
     ) -> GanSynthesizer:
         """Load a ``changen train generator`` checkpoint folder (EMA weights by default).
 
@@ -180,6 +198,7 @@ class GanSynthesizer:
             channels_last=channels_last,
             use_ema=use_ema,
             batch_invariant=batch_invariant,
+            context=context,
             checkpoint=Path(path).resolve(),
             step=config.get("step"),
         )
@@ -198,6 +217,7 @@ class GanSynthesizer:
             "precision": self.precision,
             "channels_last": self.channels_last,
             "batch_invariant": self.batch_invariant,
+            "context": self.context,
         }
 
     def check_taxonomy(self, taxonomy: Taxonomy) -> None:
@@ -222,7 +242,7 @@ class GanSynthesizer:
     def _tensors(self, batch: SynthesisBatch) -> tuple[torch.Tensor, ...]:
         """Padded model inputs: image (B, 3, H', W') in [-1, 1], both masks (B, H', W')."""
         _, h, w, _ = batch.t1_image.shape
-        pad = (pad_amounts(h), pad_amounts(w))
+        pad = (pad_amounts(h, self.context), pad_amounts(w, self.context))
         t1 = to_model_ids(batch.t1_mask, self._lut, self.taxonomy, "t1_mask")
         t2 = to_model_ids(batch.t2_mask, self._lut, self.taxonomy, "t2_mask")
         image = np.pad(batch.t1_image, ((0, 0), *pad, (0, 0)), mode="reflect")
@@ -248,7 +268,7 @@ class GanSynthesizer:
         check_rngs(batch, rngs)
         noise = self._noise(rngs)
         _, h, w, _ = batch.t1_image.shape
-        (top, _), (left, _) = pad_amounts(h), pad_amounts(w)
+        (top, _), (left, _) = pad_amounts(h, self.context), pad_amounts(w, self.context)
         inputs = (*self._tensors(batch), noise)
         outs = []
         invariant = self.batch_invariant and self.device.type == "cpu"

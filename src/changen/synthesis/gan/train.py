@@ -156,7 +156,7 @@ class GanTrainer:
             process = ChangeProcess.from_dict(config.events)
         events = json.loads(json.dumps(process.to_dict()))
         self.config = config = dataclasses.replace(config, events=events)
-        self.gan = resolve_gan(config, self.taxonomy.num_classes)
+        self.gan = resolve_gan(config, self.taxonomy)
         self.train_indices, self.holdout_indices = holdout_split(len(reader), config.holdout)
         z_dim = self.gan.generator.z_dim
         self.data = GanTrainData(reader, process, config.augment, seed=config.seed, z_dim=z_dim)

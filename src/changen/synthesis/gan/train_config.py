@@ -17,7 +17,9 @@ from changen.engine.checkpoint import load_config
 from changen.engine.config import RunConfig
 from changen.engine.run import check_resume, latest_checkpoint
 from changen.errors import ConfigError
+from changen.sample import Taxonomy
 from changen.synthesis.gan import GanConfig, preset
+from changen.synthesis.gan.classes import model_object_classes
 from changen.synthesis.gan.generator import STRIDE
 from changen.synthesis.gan.train_data import GAN_IGNORE
 
@@ -139,14 +141,20 @@ def scale_widths(config: GanConfig, factor: float) -> GanConfig:
     )
 
 
-def resolve_gan(config: GanTrainConfig, num_classes: int) -> GanConfig:
-    """The network configuration of a run: preset (or ``gan``), widths, the data's classes."""
+def resolve_gan(config: GanTrainConfig, taxonomy: Taxonomy) -> GanConfig:
+    """The network configuration of a run: preset (or ``gan``), widths, the data's classes and
+    (unless the ``gan`` config names them) its object classes, which the generator masks."""
     base = GanConfig.from_dict(config.gan) if config.gan is not None else preset(config.preset)
     if config.width != 1.0:
         base = scale_widths(base, config.width)
+    num_classes = taxonomy.num_classes
+    objects = base.generator.object_classes or model_object_classes(taxonomy)
     return GanConfig(
         generator=dataclasses.replace(
-            base.generator, num_classes=num_classes, ignore_index=GAN_IGNORE
+            base.generator,
+            num_classes=num_classes,
+            ignore_index=GAN_IGNORE,
+            object_classes=objects,
         ),
         discriminator=dataclasses.replace(base.discriminator, num_classes=num_classes),
     )

@@ -9,18 +9,20 @@ Reading of the paper used here. At decoder scale i the layer receives
 
 and returns the change field ``Δf_i`` in three steps, in the paper's order:
 
-1. Masking: ``where(S_t == fg, f_t+1,i, f_t,i)`` - at pre-event foreground positions the
-   pre-event feature is replaced by the post-event one, so nothing of a pre-event object can
-   leak into the change field (the "feature leakage" the paper fights).
+1. Masking: ``where(masked, f_t+1,i, f_t,i)`` - at masked positions the pre-event feature is
+   replaced by the post-event one, so nothing of what was there can leak into the change field
+   (the "feature leakage" the paper fights). The paper masks the pre-event foreground
+   (buildings); which positions are masked is the generator's rule
+   (``GeneratorConfig.masking``), this layer only receives them.
 2. De-styling: 1×1 conv, instance norm, LeakyReLU on the masked map, weakening the style of the
    pre-event background that remains in it.
 3. Spatially-adaptive normalisation conditioned on the one-hot ``S_t+1``.
 
 Instance norm is written out (``instance_norm``) because torch's refuses the 1×1 maps a
 32-pixel input gives at ``h/32``. Because masking happens before any
-spatial statistic, the change field does not depend on ``f_t,i`` at foreground positions at
-all; with masking off (the paper's last ablation) it does. The S_t foreground is reduced to each
-scale by max pooling: a cell holding any foreground pixel counts as foreground.
+spatial statistic, the change field does not depend on ``f_t,i`` at masked positions at
+all; with masking off (the paper's last ablation) it does. The masked positions are reduced to
+each scale by max pooling: a cell holding any masked pixel is masked.
 """
 
 from __future__ import annotations
@@ -52,14 +54,14 @@ class Destyle(nn.Module):
 
 
 def foreground_at(foreground: Tensor, size: tuple[int, int]) -> Tensor:
-    """Reduce a (B, 1, H, W) bool foreground to ``size``: true where any pixel of a cell is."""
+    """Reduce a (B, 1, H, W) bool mask to ``size``: true where any pixel of a cell is."""
     if tuple(foreground.shape[-2:]) == tuple(size):
         return foreground
     return F.adaptive_max_pool2d(foreground.float(), size) > 0
 
 
 class MaskedTransition(nn.Module):
-    """``Δf = SAN(Destyle(where(fg_t, f_t+1, f_t)), S_t+1)`` with optional ablations."""
+    """``Δf = SAN(Destyle(where(masked, f_t+1, f_t)), S_t+1)`` with optional ablations."""
 
     def __init__(
         self,
@@ -80,8 +82,8 @@ class MaskedTransition(nn.Module):
     def forward(
         self, pre: Tensor, post: Tensor, pre_foreground: Tensor, post_onehot: Tensor
     ) -> Tensor:
-        """Change field from ``f_t,i`` (``pre``), ``f_t+1,i`` (``post``), the pre-event
-        foreground (B, 1, H, W) bool at any resolution, and the one-hot ``S_t+1``."""
+        """Change field from ``f_t,i`` (``pre``), ``f_t+1,i`` (``post``), the masked positions
+        (B, 1, H, W) bool at any resolution, and the one-hot ``S_t+1``."""
         x = pre
         if self.masking:
             x = torch.where(foreground_at(pre_foreground, pre.shape[-2:]), post, pre)
