@@ -224,8 +224,8 @@ def test_official_safetensors_loads_and_bad_files_are_config_errors(tmp_path) ->
     torch.save({"model": {"step": 3}}, tmp_path / "values.pth")
     (tmp_path / "junk.pth").write_bytes(b"\x80\x04junk")
     for name, match in [
-        ("values.pth", "holds no state dict of tensors"),
-        ("junk.pth", "unreadable, or refused"),
+        ("values.pth", "holds no plain state dict of tensors"),
+        ("junk.pth", "not a readable weights file, or refused"),
         ("missing.pth", "not found"),
     ]:
         with pytest.raises(ConfigError, match=match) as error:

@@ -201,7 +201,7 @@ def test_backbone_weights_load_from_local_files(tmp_path) -> None:
 
 
 def test_backbone_weights_errors(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="not found"):
         build_backbone("resnet18", weights=tmp_path / "missing.pth")
     state = build_backbone("resnet18").body.state_dict()
     torch.save({k: v for k, v in state.items() if k != "conv1.weight"}, tmp_path / "part.pth")
@@ -212,5 +212,5 @@ def test_backbone_weights_errors(tmp_path) -> None:
     with pytest.raises(ConfigError, match="do not fit"):
         build_backbone("resnet18", weights=tmp_path / "wide.pth")
     (tmp_path / "junk.pth").write_text("not a checkpoint")
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="not a readable"):
         build_backbone("resnet18", weights=tmp_path / "junk.pth")

@@ -79,17 +79,6 @@ def canonical(name: str) -> str:
     return key
 
 
-def _object_classes(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ConfigError(
-            f"--objects {text!r}: give class ids separated by commas, e.g. 2,3"
-        ) from None
-
-
 def _train_config(
     model: str, backbone: str | None, run: dict[str, Any], **settings: Any
 ) -> DetectorTrainConfig:
@@ -102,7 +91,7 @@ def _train_config(
         model=canonical(model),
         backbone=None if backbone is None else canonical(backbone),
         aug=PairAugmentConfig(crop=settings.pop("crop")),
-        object_classes=_object_classes(settings.pop("objects")),
+        object_classes=options.class_ids(settings.pop("objects"), "--objects"),
         run=RunConfig.from_dict(default_run().to_dict() | options.run_settings(**run)),
         **settings,
     )

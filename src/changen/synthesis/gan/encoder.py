@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from timm.models.resnet import BasicBlock, ResNet
 from torch import Tensor, nn
 
+from changen.engine.weights import read_tensors
 from changen.errors import ConfigError
 from changen.synthesis.gan.layers import add_spectral_norm, spectral_conv
 
@@ -40,37 +40,15 @@ class _UpBlock(nn.Module):
         return self.body(x)
 
 
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a ``.safetensors`` file or a plain torch state dict (``weights_only``).
-
-    A pickle holding anything but tensors (code, objects) is refused, never run; that and any
-    unreadable file is a one-line :class:`ConfigError` naming the file.
-    """
-    hint = "give a local ResNet-18 state dict as .safetensors or a plain torch file of tensors"
-    try:
-        if path.suffix == ".safetensors":
-            state = load_file(path)
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt or hostile bytes raise many types in the unpickler
-        raise ConfigError(
-            f"encoder weights {path}: unreadable, or refused as it holds more than tensors "
-            f"({type(e).__name__}); {hint}"
-        ) from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ConfigError(f"encoder weights {path}: holds no plain state dict of tensors; {hint}")
-    return state
-
-
 def load_resnet_weights(backbone: ResNet, path: str | Path) -> None:
     """Load a local ResNet-18 state dict (torchvision or timm keys; .safetensors or torch file).
 
     The classifier (``fc.*``) is dropped; anything else that does not fit is an error.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"encoder weights {path} not found; give a local ResNet-18 weight file")
-    state = {k: v for k, v in _read_tensors(path).items() if not k.startswith("fc.")}
+    fix = "give a local ResNet-18 state dict as .safetensors or a plain torch file of tensors"
+    weights = read_tensors(path, "encoder weights", fix)
+    state = {k: v for k, v in weights.items() if not k.startswith("fc.")}
     try:
         backbone.load_state_dict(state, strict=True)
     except RuntimeError as err:

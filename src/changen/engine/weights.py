@@ -1,0 +1,45 @@
+"""Reading a weights file a user hands over, safely: tensors only, never code.
+
+``.safetensors`` files are read as they are; anything else with ``torch.load(...,
+weights_only=True)``, which refuses pickles holding objects or code. Common wrappers
+(``{"state_dict": …}``, ``{"model": …}``) are removed. Every failure is one
+:class:`~changen.errors.ConfigError` line naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from changen.errors import ConfigError
+
+
+def read_tensors(path: str | os.PathLike[str], what: str, fix: str) -> dict[str, torch.Tensor]:
+    """The state dict in ``path``; ``what`` names the file in errors (e.g. "encoder
+    weights"), ``fix`` says what to give instead."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} not found; {fix}")
+    state: object  # whatever the file holds, checked below
+    try:
+        if path.suffix.lower() == ".safetensors":
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt or hostile bytes raise many types in the unpickler
+        raise ConfigError(
+            f"{what} {path}: not a readable weights file, or refused as it holds more than "
+            f"tensors ({type(e).__name__}); {fix}"
+        ) from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
+            state = state[key]
+    if not isinstance(state, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise ConfigError(f"{what} {path}: holds no plain state dict of tensors; {fix}")
+    return dict(state)
