@@ -46,7 +46,8 @@ def test_generate_from_flags_prints_a_summary(source: Path, tmp_path: Path) -> N
         "--workers", "0", "--no-progress",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "generated 8 samples (8 pairs; 0 no-change, 0 skipped as empty)" in result.output
+    summary = "generated 8 samples (8 pairs; 0 no-change, 0 hard negatives, 0 skipped as empty)"
+    assert summary in result.output
     assert f"dataset: {out} (levircd, 8 pairs in all)" in result.output
     saved = json.loads((out / "generation.json").read_text())["config"]
     assert saved["seed"] == 5 and saved["per_image"] == 2

@@ -28,13 +28,14 @@ def summary(result: GenerationResult, layout: str) -> str:
     s = result.stats
     rate = s.samples / s.seconds if s.seconds > 0 else 0.0
     lines = [
-        f"generated {s.samples} samples ({s.pairs} pairs; {s.nochange} no-change, {s.skipped} "
-        f"skipped as empty) in {s.seconds:.1f} s, {rate:.2f} samples/s",
+        f"generated {s.samples} samples ({s.pairs} pairs; {s.nochange} no-change, "
+        f"{s.negatives} hard negatives, {s.skipped} skipped as empty) in {s.seconds:.1f} s, "
+        f"{rate:.2f} samples/s",
     ]
     if s.samples:
         parts = ", ".join(
             f"{key.removesuffix('_s')} {1000 * s.timing.get(key, 0.0) / s.samples:.1f}"
-            for key in ("read_s", "events_s", "synth_s", "write_s")
+            for key in ("read_s", "events_s", "synth_s", "nuisance_s", "write_s")
         )
         lines.append(f"ms per sample (summed over processes): {parts}")
     if result.restored:
@@ -68,6 +69,17 @@ def generate(
     placement: str | None = options.PLACEMENT,
     within: str | None = options.WITHIN,
     crop: int | None = typer.Option(None, min=1, help="Tile source items into CROP² windows."),
+    nuisance: str = typer.Option(
+        "off",
+        help="Acquisition differences between dates on post-event images: a preset (off, mild, "
+        "default, strong) or a JSON file of strengths (docs/nuisance.md).",
+    ),
+    negatives: float = typer.Option(
+        0.0, min=0.0, max=1.0, help="Share of hard negatives: no event, nuisance only."
+    ),
+    donors: int = typer.Option(
+        32, min=1, help="Source items whose colour statistics are style donors for --nuisance."
+    ),
     empty: str = typer.Option(
         "nochange",
         help="Items with no eligible objects: nochange (write a no-change pair) or skip.",
@@ -103,6 +115,7 @@ def generate(
     from changen.events.policy import unfired_warnings
     from changen.generation import GenerationConfig, RunOptions, generate_dataset
     from changen.generation.shards import read_rows
+    from changen.synthesis.nuisance import nuisance_config
 
     if resume and overwrite:
         raise ConfigError("--resume keeps what --out holds and --overwrite deletes it; pick one")
@@ -134,6 +147,9 @@ def generate(
         limit=limit,
         shard_size=shard_size,
         synthesizer_options={"device": options.resolve_device(device)},
+        nuisance=nuisance_config(nuisance),
+        donors=donors,
+        negatives=negatives,
     )
     run = RunOptions(
         executor=executor,

@@ -17,7 +17,14 @@ from changen.events.labels import (
     semantic_change,
 )
 from changen.events.objects import MaskObject, ObjectTable, State, extract_objects
-from changen.events.process import ChangeChain, ChangeProcess, EventSpec, apply_step, simulate
+from changen.events.process import (
+    ChangeChain,
+    ChangeProcess,
+    EventSpec,
+    apply_step,
+    simulate,
+    unchanged,
+)
 from changen.events.records import EventRecord, EventTally
 from changen.events.regions import event_maps, event_regions
 from changen.events.remove import RemoveConfig, default_fill, remove_objects, surrounding_class
@@ -59,6 +66,7 @@ __all__ = [
     "remove_objects",
     "semantic_change",
     "simulate",
+    "unchanged",
     "surrounding_class",
     "transform_shape",
 ]

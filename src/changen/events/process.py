@@ -39,7 +39,7 @@ from changen.sample import Taxonomy
 EventConfig = CreateConfig | RemoveConfig | ReclassConfig
 EventFn = Callable[..., tuple[State, list[EventRecord]]]
 
-_CONFIGS: dict[str, type] = {
+_CONFIGS: dict[str, type[EventConfig]] = {
     "create": CreateConfig,
     "remove": RemoveConfig,
     "reclass": ReclassConfig,
@@ -341,3 +341,25 @@ def simulate(
         log.extend(records)
     num_classes = _num_classes(masks, taxonomy, ignore) if taxonomy is not None else None
     return ChangeChain(masks, tuple(layers), log, background, ignore, num_classes, tally)
+
+
+def unchanged(
+    mask: np.ndarray,
+    steps: int,
+    *,
+    instances: np.ndarray | None = None,
+    taxonomy: Taxonomy | None = None,
+    connectivity: int = 8,
+) -> ChangeChain:
+    """A chain of ``steps`` steps in which nothing happens (a hard negative: every mask is
+    ``mask``, the log is empty)."""
+    background = taxonomy.background if taxonomy is not None else 0
+    ignore = taxonomy.ignore if taxonomy is not None else 255
+    if taxonomy is not None:
+        taxonomy.validate(mask)
+    state = State.from_mask(
+        mask, instances, connectivity=connectivity, background=background, ignore=ignore
+    )
+    masks = np.repeat(state.mask[None], steps + 1, axis=0)
+    num_classes = _num_classes(masks, taxonomy, ignore) if taxonomy is not None else None
+    return ChangeChain(masks, (state.layer,) * (steps + 1), [], background, ignore, num_classes)

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from changen.data.readers.base import Reader
 from changen.data.writers import WRITERS
 from changen.engine.progress import SILENT, ProgressSink
 from changen.errors import ConfigError, DataError, FormatError
@@ -29,12 +32,14 @@ from changen.generation.pipeline import (
     Job,
     SourceSpec,
     config_hash,
+    scene_image,
 )
 from changen.generation.plan import Plan, SampleSpec, scan_sizes
 from changen.generation.shards import DatasetOutput, read_rows
 from changen.sample import Taxonomy
 from changen.seeding import sample_rngs
 from changen.synthesis import load_synthesizer
+from changen.synthesis.nuisance import DonorBank, Nuisance, NuisanceConfig
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,10 @@ class GenerationConfig:
     ``synthesizer`` is a name of :data:`changen.synthesis.SYNTHESIZERS` or a checkpoint
     folder, loaded with ``synthesizer_options``; ``limit`` keeps the first source items;
     ``crop`` tiles items into ``crop``² windows; ``empty`` is ``"nochange"`` or ``"skip"`` (see
-    :mod:`.pipeline`); ``shard_size`` samples are committed at a time.
+    :mod:`.pipeline`); ``shard_size`` samples are committed at a time; ``nuisance`` (off when
+    ``None``) sees post-event images through another acquisition, its style donors the colour
+    statistics of ``donors`` source items spread over the source; a share ``negatives`` of
+    samples are hard negatives (see :mod:`.pipeline`).
     """
 
     source: str
@@ -60,6 +68,9 @@ class GenerationConfig:
     limit: int | None = None
     shard_size: int = 64
     synthesizer_options: dict[str, Any] = field(default_factory=dict)
+    nuisance: NuisanceConfig | None = None
+    donors: int = 32
+    negatives: float = 0.0
 
     def check(self) -> None:
         """Raise on values that are wrong whatever the data (before any work)."""
@@ -69,6 +80,10 @@ class GenerationConfig:
             raise ConfigError(f"--empty {self.empty!r}: choose one of {', '.join(EMPTY_POLICIES)}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit {self.limit}: use at least one source item")
+        if not 0.0 <= self.negatives <= 1.0:
+            raise ConfigError(f"--negatives {self.negatives}: give a share between 0 and 1")
+        if self.donors < 1:
+            raise ConfigError(f"--donors {self.donors}: use at least one donor scene")
 
 
 @dataclass(frozen=True)
@@ -137,6 +152,7 @@ def generate_dataset(
         advance = progress.task("reading item sizes", n_items)
         sizes = scan_sizes(reader, n_items, advance)
     plan = Plan(reader.names[:n_items], per_image=config.per_image, crop=config.crop, sizes=sizes)
+    nuisance = _nuisance(config, reader, n_items, taxonomy, progress)
     synth_info = {"name": synthesizer.name, "config_hash": config_hash(synthesizer.config())}
     saved = {
         "source": {"path": source.path, "format": reader.format, "items": n_items},
@@ -149,6 +165,8 @@ def generate_dataset(
         "empty": config.empty,
         "shard_size": config.shard_size,
         "process": config.process.to_dict(),
+        "negatives": config.negatives,
+        "nuisance": None if nuisance is None else nuisance.describe(),
         "synthesizer": {"spec": spec, **synth_info, "config": synthesizer.config()},
         "plan": plan.to_dict(),
     }
@@ -161,6 +179,8 @@ def generate_dataset(
         empty=config.empty,
         synthesizer=spec,
         synthesizer_options=dict(config.synthesizer_options),
+        negatives=config.negatives,
+        nuisance=nuisance,
     )
     output = _open_output(out, config, run, taxonomy, len(plan), saved, synth_info)
     advance = progress.task("generating", len(output.todo()))
@@ -198,6 +218,29 @@ def generate_dataset(
     except OSError as e:
         raise _write_error(out, e) from e
     return GenerationResult(out, len(plan), output.restored, stats, manifest, card)
+
+
+def _nuisance(
+    config: GenerationConfig,
+    reader: Reader[Any],
+    n_items: int,
+    taxonomy: Taxonomy,
+    progress: ProgressSink,
+) -> Nuisance | None:
+    """The job's nuisance model, its donors read from ``config.donors`` items spread evenly
+    over the source (``None`` when off)."""
+    if config.nuisance is None or not config.nuisance.active:
+        return None
+    donors = None
+    if config.nuisance.style > 0:
+        picks = np.unique(np.linspace(0, n_items - 1, min(config.donors, n_items)).astype(int))
+        advance = progress.task("reading style donors", len(picks))
+        images = []
+        for i in picks:
+            images.append(scene_image(reader[int(i)]))
+            advance(1)
+        donors = DonorBank.from_images(images)
+    return Nuisance.for_taxonomy(config.nuisance, taxonomy, donors)
 
 
 def _open_output(

@@ -72,13 +72,16 @@ def render_card(
         f"change events simulated on the masks of `{config['source']['path']}`, post-event "
         f"images synthesised by `{synth['name']}` (config hash `{synth['config_hash']}`).",
         "",
+        _nuisance_line(config.get("nuisance"), config.get("negatives", 0.0)),
+        "",
         "## Contents",
         "",
         "| | |",
         "|---|---|",
         f"| samples planned | {len(rows)} |",
-        f"| samples written | {status['ok'] + status['nochange']} |",
+        f"| samples written | {status['ok'] + status['nochange'] + status['negative']} |",
         f"| of which no-change (no eligible objects) | {status['nochange']} |",
+        f"| of which hard negatives (no event, nuisance only) | {status['negative']} |",
         f"| samples skipped (no eligible objects) | {status['skipped']} |",
         f"| change pairs | {counts.get('samples', 0)} |",
         f"| time steps per sample | {config['steps']} |",
@@ -148,6 +151,15 @@ def render_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _nuisance_line(nuisance: dict[str, Any] | None, negatives: float) -> str:
+    """What the card says about the acquisition differences between dates."""
+    share = f"{100 * negatives:.0f} % of samples are hard negatives (no event). "
+    if not nuisance:
+        return share + "No nuisance model: unchanged pixels are identical between dates."
+    strengths = ", ".join(f"{k} {v:g}" for k, v in nuisance.items() if isinstance(v, float))
+    return share + f"Post-event images pass through the nuisance model ({strengths})."
 
 
 def write_card(

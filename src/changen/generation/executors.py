@@ -48,10 +48,12 @@ EXECUTORS: tuple[str, ...] = ("local", "ray")
 
 @dataclass
 class RunStats:
-    """What one run did: samples written, and of those no-change; samples skipped as empty."""
+    """What one run did: samples written, and of those no-change and hard negatives; samples
+    skipped as empty."""
 
     written: int = 0
     nochange: int = 0
+    negatives: int = 0
     skipped: int = 0
     pairs: int = 0
     seconds: float = 0.0
@@ -67,6 +69,7 @@ class RunStats:
         else:
             self.written += 1
             self.nochange += row["status"] == "nochange"
+            self.negatives += row["status"] == "negative"
         self.pairs += len(row["outputs"])
         for key, value in row["timing"].items():
             self.timing[key] = self.timing.get(key, 0.0) + value
@@ -184,7 +187,7 @@ def run_local(
             while ahead:
                 prepared = ahead.popleft().result()
                 refill()
-                generated = synthesize(synthesizer, prepared, job.seed)
+                generated = synthesize(synthesizer, prepared, job.seed, job.nuisance)
                 writes.append(writer.submit(_write, output, generated, stats, progress))
                 while writes and (writes[0].done() or len(writes) > 1):
                     writes.popleft().result()
@@ -227,13 +230,15 @@ class _RaySynth:
 
         self.synthesizer = load_synthesizer(job.synthesizer, **job.synthesizer_options)
         self.seed = job.seed
+        self.nuisance = job.nuisance
         torch = sys.modules.get("torch")
         if torch is not None:
             torch.set_num_threads(threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         prepared = [pickle.loads(p) for p in batch["payload"]]
-        return {"payload": _pickled(synthesize(self.synthesizer, prepared, self.seed))}
+        generated = synthesize(self.synthesizer, prepared, self.seed, self.nuisance)
+        return {"payload": _pickled(generated)}
 
 
 def _pickled(items: Sequence[Any]) -> np.ndarray:

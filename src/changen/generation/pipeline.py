@@ -18,6 +18,14 @@ A sample whose chain has no event at all ("no eligible objects": nothing to crea
 remove or re-class) is handled by ``empty``: ``"nochange"`` (the default) synthesises and
 writes it like any other sample, a no-change pair, and marks its row ``"nochange"``;
 ``"skip"`` writes no file and marks its row ``"skipped"``.
+
+Two optional steps make the pairs look like two acquisitions (see
+:mod:`changen.synthesis.nuisance`): a share ``negatives`` of samples are **hard negatives**,
+whose chain has no event (the change label is empty) although their images differ, and the
+**nuisance** model, when the job has one, sees every post-event image (t >= 1) through another
+acquisition after synthesis. Masks and labels are never touched by either. Both draw from
+their own children of the sample's sequence (:func:`changen.seeding.acquisition_rngs`), so
+turning them on changes no event and no synthesis draw.
 """
 
 from __future__ import annotations
@@ -37,17 +45,18 @@ from changen.data.readers import open_dataset
 from changen.data.readers.base import Reader
 from changen.data.tiling import tile_georef
 from changen.errors import DataError
-from changen.events import ChangeChain, ChangeProcess, simulate
+from changen.events import ChangeChain, ChangeProcess, simulate, unchanged
 from changen.events.labels import binary_change
 from changen.generation.plan import Plan, SampleSpec
 from changen.sample import ChangeSample, ChangeSeries, GeoRef, Taxonomy
-from changen.seeding import sample_rngs
+from changen.seeding import acquisition_rngs, sample_rngs
 from changen.synthesis.base import Synthesizer
+from changen.synthesis.nuisance import Nuisance
 from changen.synthesis.series import synthesize_series_batch
 
 EmptyPolicy = Literal["nochange", "skip"]
 EMPTY_POLICIES: tuple[str, ...] = ("nochange", "skip")
-Status = Literal["ok", "nochange", "skipped"]
+Status = Literal["ok", "nochange", "skipped", "negative"]
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -80,6 +89,8 @@ class Job:
     empty: EmptyPolicy = "nochange"
     synthesizer: str = ""
     synthesizer_options: dict[str, Any] = field(default_factory=dict)
+    negatives: float = 0.0
+    nuisance: Nuisance | None = None
 
 
 @dataclass
@@ -94,6 +105,7 @@ class Prepared:
     source: str
     status: Status
     timing: dict[str, float]
+    nuisance: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def masks(self) -> np.ndarray:
@@ -135,10 +147,23 @@ class Preparer:
         image, mask, instances, georef, source = _layers(item, spec)
         read_s = time.perf_counter() - start
         events_rng, _ = sample_rngs(job.seed, index)
-        chain = simulate(mask, job.process, events_rng, instances=instances, taxonomy=job.taxonomy)
+        negative_rng, _ = acquisition_rngs(job.seed, index)
         status: Status = "ok"
-        if not chain.log:
-            status = "nochange" if job.empty == "nochange" else "skipped"
+        if job.negatives > 0 and negative_rng.random() < job.negatives:
+            status = "negative"
+            chain = unchanged(
+                mask,
+                job.process.steps,
+                instances=instances,
+                taxonomy=job.taxonomy,
+                connectivity=job.process.connectivity,
+            )
+        else:
+            chain = simulate(
+                mask, job.process, events_rng, instances=instances, taxonomy=job.taxonomy
+            )
+            if not chain.log:
+                status = "nochange" if job.empty == "nochange" else "skipped"
         return Prepared(
             spec=spec,
             image=image,
@@ -153,23 +178,30 @@ class Preparer:
         return [self.prepare(i) for i in indices]
 
 
+def scene_image(item: Any) -> np.ndarray:
+    """The RGB uint8 image of a source item (the t1 image of a change sample)."""
+    image = item.t1_image if isinstance(item, ChangeSample) else item.image
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        image = to_rgb8(image, source=item.source or item.name)[0]
+    return np.asarray(image)
+
+
 def _layers(
     item: Any, spec: SampleSpec
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, GeoRef | None, str]:
     """Image (RGB uint8), mask, instances, georef and source path of a scene (or of the t1
     side of a change sample), cut to the spec's window."""
     if isinstance(item, ChangeSample):
-        image, mask, instances = item.t1_image, item.t1_mask, None
+        mask, instances = item.t1_mask, None
     else:
-        image, mask, instances = item.image, item.mask, item.instances
+        mask, instances = item.mask, item.instances
     where = item.source or item.name
     if mask is None:
         raise DataError(
             f"{where}: has no semantic mask to simulate events on; generate from a labelled "
             f"dataset (scenes with masks, or change data with t1 masks)"
         )
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        image = to_rgb8(image, source=where)[0]
+    image = scene_image(item)
     georef = item.georef
     if spec.window is not None:
         r, c, h, w = spec.window
@@ -187,10 +219,14 @@ def _layers(
 
 
 def synthesize(
-    synthesizer: Synthesizer, prepared: Sequence[Prepared], seed: int
+    synthesizer: Synthesizer,
+    prepared: Sequence[Prepared],
+    seed: int,
+    nuisance: Nuisance | None = None,
 ) -> list[Generated]:
-    """Post-event images of every non-skipped sample, in input order (see the module
-    docstring); the synthesis time is shared out equally in each sample's timing."""
+    """Post-event images of every non-skipped sample, in input order, through ``nuisance``
+    when given (see the module docstring); the synthesis time is shared out equally in each
+    sample's timing."""
     todo = [p for p in prepared if p.status != "skipped"]
     start = time.perf_counter()
     series = synthesize_series_batch(
@@ -204,7 +240,25 @@ def synthesize(
     images = {id(p): s for p, s in zip(todo, series, strict=True)}
     for p in todo:
         p.timing["synth_s"] = share
+        if nuisance is not None and nuisance.config.active:
+            begin = time.perf_counter()
+            acquire(nuisance, p, images[id(p)], seed)
+            p.timing["nuisance_s"] = time.perf_counter() - begin
     return [Generated(p, images.get(id(p))) for p in prepared]
+
+
+def acquire(nuisance: Nuisance, p: Prepared, images: np.ndarray, seed: int) -> None:
+    """Apply ``nuisance`` in place to every post-event image of ``images`` (T+1, H, W, 3),
+    one child generator per step, recording the drawn parameters in ``p.nuisance``."""
+    _, rng = acquisition_rngs(seed, p.spec.index)
+    chain = p.chain
+    for t, step_rng in enumerate(rng.spawn(chain.steps), start=1):
+        created = None
+        if nuisance.config.shadows > 0:
+            new = [r.new_id for r in chain.log if r.step == t and r.event == "create"]
+            created = np.isin(chain.instances[t], new) if new else None
+        images[t], params = nuisance.apply(images[t], chain.masks[t], step_rng, created)
+        p.nuisance.append(params)
 
 
 def pair_name(name: str, i: int, j: int, steps: int) -> str:
@@ -256,6 +310,7 @@ def manifest_row(generated: Generated, seed: int, synthesizer: dict[str, str]) -
         "steps": int(p.masks.shape[0]) - 1,
         "georef": None if p.georef is None else p.georef.to_dict(),
         "events": p.chain.log_dicts(),
+        "nuisance": p.nuisance,
         "synthesizer": synthesizer,
         "timing": {k: round(v, 6) for k, v in p.timing.items()},
     }
