@@ -80,8 +80,9 @@ def load_official_changestar(
     """
     if isinstance(state_dict_or_path, dict):
         state = state_dict_or_path
-        if isinstance(state.get("model"), dict):
-            state = state["model"]
+        nested = state.get("model")
+        if isinstance(nested, dict):
+            state = nested
     else:
         state = read_official(state_dict_or_path)
     converted = convert_state_dict(state)

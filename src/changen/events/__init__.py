@@ -66,7 +66,7 @@ __all__ = [
     "remove_objects",
     "semantic_change",
     "simulate",
-    "unchanged",
     "surrounding_class",
     "transform_shape",
+    "unchanged",
 ]

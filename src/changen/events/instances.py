@@ -52,8 +52,9 @@ def _overlap(
     )
 
 
-def _paint(out: np.ndarray, box: Box, y0: int, x0: int, fp: np.ndarray, value: object) -> None:
-    """Write ``value`` where ``fp`` (at ``(y0, x0)``) is set, into ``out`` (the window ``box``)."""
+def _paint(out: np.ndarray, box: Box, y0: int, x0: int, fp: np.ndarray, value: int) -> None:
+    """Write ``value`` (an id, or a bool into a bool ``out``) where ``fp`` (at ``(y0, x0)``) is
+    set, into ``out`` (the window ``box``)."""
     cut = _overlap(box, y0, x0, fp.shape)
     if cut is not None:
         oy, ox, fy, fx = cut

@@ -29,6 +29,14 @@ _SCAN_LIMIT = 16
 """Above this many candidate class ids, find the present ones with a histogram."""
 
 
+def compare_scalar(
+    src: np.ndarray, value: int, op: int, dst: np.ndarray | None = None
+) -> np.ndarray:
+    """``cv2.compare(src, value, op)`` with a scalar ``value``: uint8, 255 where it holds."""
+    # OpenCV accepts a scalar second operand; its stubs list only arrays.
+    return cv2.compare(src, value, op, dst=dst)  # type: ignore[call-overload]
+
+
 def object_classes(mask: np.ndarray, background: int, ignore: int) -> list[int]:
     """The class ids present in ``mask`` other than ``background`` and ``ignore``: every id of
     the value range when it is short (absent ones cost one comparison each), else those a
@@ -37,7 +45,7 @@ def object_classes(mask: np.ndarray, background: int, ignore: int) -> list[int]:
         return []
     lo, hi = (int(v) for v in cv2.minMaxLoc(mask)[:2])
     if ignore in (lo, hi):
-        valid = cv2.compare(mask, ignore, cv2.CMP_NE)
+        valid = compare_scalar(mask, ignore, cv2.CMP_NE)
         if cv2.countNonZero(valid) == 0:
             return []
         lo, hi = (int(v) for v in cv2.minMaxLoc(mask, mask=valid)[:2])
@@ -85,8 +93,10 @@ def _per_class(
         return []
     binary = np.empty_like(mask)
     if connectivity == 4:
-        return [(c, stats_rows(cv2.compare(mask, c, cv2.CMP_EQ, dst=binary), 4)) for c in classes]
-    traces = [_Trace.of(cv2.compare(mask, c, cv2.CMP_EQ, dst=binary), c) for c in classes]
+        return [
+            (c, stats_rows(compare_scalar(mask, c, cv2.CMP_EQ, dst=binary), 4)) for c in classes
+        ]
+    traces = [_Trace.of(compare_scalar(mask, c, cv2.CMP_EQ, dst=binary), c) for c in classes]
     sizes = [len(t.contours) for t in traces]
     offsets = np.cumsum([0, *sizes[:-1]]).tolist()
     parents = np.concatenate(
@@ -111,7 +121,7 @@ def _foreground(mask: np.ndarray, classes: list[int], background: int) -> np.nda
     """uint8 map, non-zero on the pixels of ``classes``: the mask itself when those are all
     its non-zero pixels (background 0, no ignore pixel), saving a full-size temporary."""
     if len(classes) == 1:
-        return cv2.compare(mask, classes[0], cv2.CMP_EQ)
+        return compare_scalar(mask, classes[0], cv2.CMP_EQ)
     consecutive = classes == list(range(1, classes[-1] + 1))
     if background == 0 and consecutive and cv2.minMaxLoc(mask)[1] == classes[-1]:
         return mask
@@ -179,7 +189,9 @@ class _Trace:
 
     __slots__ = ("class_id", "contours", "count", "parents")
 
-    def __init__(self, class_id: int, contours: tuple, parents: np.ndarray, count: int) -> None:
+    def __init__(
+        self, class_id: int, contours: Sequence[np.ndarray], parents: np.ndarray, count: int
+    ) -> None:
         self.class_id, self.contours, self.parents = class_id, contours, parents
         self.count = count
 

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from changen.errors import ConfigError
-from changen.events.labelling import AREA, component_rows, flood_footprint
+from changen.events.labelling import AREA, compare_scalar, component_rows, flood_footprint
 from changen.events.objects import ObjectTable, State, check_count, choose, read_only
 from changen.events.records import EventRecord
 
@@ -202,7 +202,7 @@ class ReclassConfig:
 def _background_rows(mask: np.ndarray, background: int, min_area: int) -> np.ndarray:
     """Rows ``(seed, y0, x0, y1, x1, area)`` of the 8-connected background regions of at
     least ``min_area`` pixels."""
-    rows = component_rows(cv2.compare(mask, background, cv2.CMP_EQ), 8)
+    rows = component_rows(compare_scalar(mask, background, cv2.CMP_EQ), 8)
     return rows[rows[:, AREA] >= min_area]
 
 

@@ -59,6 +59,17 @@ def load_resnet_weights(backbone: ResNet, path: str | Path) -> None:
         ) from err
 
 
+def _feature_channels(backbone: ResNet) -> list[int]:
+    """The widths of the stem and the four stages, from timm's ``feature_info``."""
+    widths = []
+    for info in backbone.feature_info:
+        width = info["num_chs"]
+        if not isinstance(width, int):
+            raise TypeError(f"timm feature_info num_chs is {width!r}, not an int")
+        widths.append(width)
+    return widths
+
+
 class UNetEncoder(nn.Module):
     """ResNet-18 U-Net; ``forward`` returns ``[f_t,0, ..., f_t,5]`` (coarse to fine).
 
@@ -75,23 +86,28 @@ class UNetEncoder(nn.Module):
         super().__init__()
         c = tuple(resnet_channels)
         self.backbone = ResNet(
-            BasicBlock, (2, 2, 2, 2), num_classes=0, channels=c, zero_init_last=False
+            # timm annotates ``block`` as an instance; it takes the class (its default too).
+            BasicBlock,  # type: ignore[arg-type]
+            (2, 2, 2, 2),
+            num_classes=0,
+            channels=c,
+            zero_init_last=False,
         )
         if weights is not None:
             load_resnet_weights(self.backbone, weights)
         add_spectral_norm(self.backbone)
         f = feature_channels
-        stem, layer1, layer2, layer3 = (i["num_chs"] for i in self.backbone.feature_info[:4])
+        stem, layer1, layer2, layer3 = _feature_channels(self.backbone)[:4]
         skips = (layer3, layer2, layer1, stem, 0)
         self.up = nn.ModuleList(_UpBlock(f[i], skips[i], f[i + 1]) for i in range(5))
 
     def forward(self, image: Tensor) -> list[Tensor]:
         b = self.backbone
         stem = b.act1(b.bn1(b.conv1(image)))
-        x1 = b.layer1(b.maxpool(stem))
-        x2 = b.layer2(x1)
-        x3 = b.layer3(x2)
-        features = [b.layer4(x3)]
+        x1 = b.get_submodule("layer1")(b.maxpool(stem))
+        x2 = b.get_submodule("layer2")(x1)
+        x3 = b.get_submodule("layer3")(x2)
+        features = [b.get_submodule("layer4")(x3)]
         for block, skip in zip(self.up, (x3, x2, x1, stem, None), strict=True):
             features.append(block(features[-1], skip))
         return features

@@ -62,6 +62,9 @@ def sample_noise(batch: int, z_dim: int, generator: torch.Generator | None = Non
 class ChangenGenerator(nn.Module):
     """Changen generator; ``encoder_weights`` optionally initialises the ResNet-18 from a file."""
 
+    object_table: Tensor
+    """(num_classes,) bool buffer: which model classes are objects."""
+
     def __init__(self, config: GeneratorConfig, encoder_weights: str | Path | None = None) -> None:
         super().__init__()
         self.config = config
@@ -133,7 +136,11 @@ class ChangenGenerator(nn.Module):
         return post, torch.cat([post, noise], dim=1)
 
     def _pre_event(
-        self, t1_image: Tensor | None, t1_mask: Tensor | None, t2_mask: Tensor
+        self,
+        encoder: UNetEncoder,
+        t1_image: Tensor | None,
+        t1_mask: Tensor | None,
+        t2_mask: Tensor,
     ) -> tuple[list[Tensor], Tensor]:
         """Encoder features ``f_t,0..5`` and the (B, 1, H, W) masked positions; I_t is blanked
         there first when ``config.mask_input``."""
@@ -153,7 +160,7 @@ class ChangenGenerator(nn.Module):
         masked = self.masked_positions(t1_mask, t2_mask)
         if c.mask_input and c.masking != "none":
             t1_image = t1_image.masked_fill(masked, 0.0)
-        return self.encoder(t1_image), masked
+        return encoder(t1_image), masked
 
     def forward(
         self,
@@ -171,7 +178,11 @@ class ChangenGenerator(nn.Module):
             raise DataError(f"mask size {h}x{w} is not a multiple of {STRIDE}; crop or pad to one")
         post, cond = self._condition(t2_mask, noise, generator)
         x = self.head(F.interpolate(cond, size=(h // STRIDE, w // STRIDE), mode="nearest"))
-        pre = None if self.encoder is None else self._pre_event(t1_image, t1_mask, t2_mask)
+        pre = (
+            None
+            if self.encoder is None
+            else self._pre_event(self.encoder, t1_image, t1_mask, t2_mask)
+        )
         for i, block in enumerate(self.blocks):
             if pre is not None:
                 x = x + self.transitions[i](pre[0][i], x, pre[1], post)

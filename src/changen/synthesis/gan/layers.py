@@ -21,7 +21,8 @@ def spectral_conv(
 ) -> nn.Conv2d:
     """A same-padded conv whose weight is spectrally normalised."""
     conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
-    return spectral_norm(conv)
+    spectral_norm(conv)  # in place: parametrizes ``conv`` and returns it
+    return conv
 
 
 def add_spectral_norm(module: nn.Module) -> nn.Module:

@@ -147,7 +147,7 @@ class GanSynthesizer:
         module = copy.deepcopy(plain).eval().requires_grad_(False)
         self._digest = weights_digest(module)
         memory = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.generator = module.to(self.device, memory_format=memory)
+        self.generator = module.to(self.device).to(memory_format=memory)
 
     @classmethod
     def from_checkpoint(
@@ -239,7 +239,7 @@ class GanSynthesizer:
         rows = [sample_noise(1, z_dim, torch.Generator().manual_seed(s)) for s in seeds]
         return torch.cat(rows).to(self.device)
 
-    def _tensors(self, batch: SynthesisBatch) -> tuple[torch.Tensor, ...]:
+    def _tensors(self, batch: SynthesisBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Padded model inputs: image (B, 3, H', W') in [-1, 1], both masks (B, H', W')."""
         _, h, w, _ = batch.t1_image.shape
         pad = (pad_amounts(h, self.context), pad_amounts(w, self.context))
@@ -250,7 +250,11 @@ class GanSynthesizer:
         memory = torch.channels_last if self.channels_last else torch.contiguous_format
         x = torch.from_numpy(image).to(self.device).permute(0, 3, 1, 2)
         x = (x.float() / 127.5 - 1.0).contiguous(memory_format=memory)
-        return x, *(torch.from_numpy(m).to(self.device).long() for m in (t1, t2))
+        return (
+            x,
+            torch.from_numpy(t1).to(self.device).long(),
+            torch.from_numpy(t2).to(self.device).long(),
+        )
 
     def _forward(
         self, image: torch.Tensor, t1: torch.Tensor, t2: torch.Tensor, noise: torch.Tensor | None
@@ -269,13 +273,16 @@ class GanSynthesizer:
         noise = self._noise(rngs)
         _, h, w, _ = batch.t1_image.shape
         (top, _), (left, _) = pad_amounts(h, self.context), pad_amounts(w, self.context)
-        inputs = (*self._tensors(batch), noise)
+        image, t1, t2 = self._tensors(batch)
         outs = []
         invariant = self.batch_invariant and self.device.type == "cpu"
         for rows, keep in forward_chunks(len(batch), invariant):
             whole = rows == list(range(len(batch)))
-            part = [t if whole or t is None else t[rows] for t in inputs]
-            outs.append(self._forward(*part)[:keep])
+            if whole:
+                outs.append(self._forward(image, t1, t2, noise)[:keep])
+            else:
+                part_noise = None if noise is None else noise[rows]
+                outs.append(self._forward(image[rows], t1[rows], t2[rows], part_noise)[:keep])
         out = torch.cat(outs)[:, :, top : top + h, left : left + w]
         out = ((out + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
         return out.permute(0, 2, 3, 1).cpu().numpy()

@@ -145,7 +145,7 @@ class GanTrainData(Dataset[dict[str, torch.Tensor]]):
             bits = (created * CREATED | removed * REMOVED | reclassed * RECLASSED).astype(np.uint8)
         return GanExample(scene.name, image, chain.masks[0], chain.masks[1], noise, bits)
 
-    def __getitem__(self, key: Key) -> dict[str, torch.Tensor]:  # type: ignore[override]
+    def __getitem__(self, key: Key) -> dict[str, torch.Tensor]:
         epoch, index = key
         ex = self.example(epoch, index)
         return {

@@ -86,7 +86,9 @@ class MaskedTransition(nn.Module):
         (B, 1, H, W) bool at any resolution, and the one-hot ``S_t+1``."""
         x = pre
         if self.masking:
-            x = torch.where(foreground_at(pre_foreground, pre.shape[-2:]), post, pre)
+            x = torch.where(
+                foreground_at(pre_foreground, (pre.shape[-2], pre.shape[-1])), post, pre
+            )
         if self.destyle is not None:
             x = self.destyle(x)
         return self.norm(x, post_onehot)
