@@ -45,6 +45,7 @@ from typing import Any
 import torch
 
 from changen.cli.demo import demo_checkpoint, demo_process
+from changen.data.readers.pooled import SourceEntry
 from changen.data.world import write_sample_world
 from changen.generation import GenerationConfig, RunOptions, generate_dataset
 from changen.generation.pipeline import Job, Preparer, SourceSpec, synthesize
@@ -71,7 +72,7 @@ def bare(spec: str, source: Path, args: argparse.Namespace, threads: int) -> dic
     synthesizer = load_synthesizer(spec)
     names = [p.stem for p in sorted((source / "images").iterdir())]
     plan = Plan(names, per_image=args.per_image)
-    job = Job(SourceSpec(str(source)), plan, demo_process(), OPENEARTHMAP, seed=0)
+    job = Job(SourceSpec((SourceEntry(str(source)),)), plan, demo_process(), OPENEARTHMAP, seed=0)
     prepared = Preparer(job).prepare_batch(range(len(plan)))
     batches = [prepared[i : i + args.batch] for i in range(0, len(prepared), args.batch)]
     synthesize(synthesizer, batches[0], 0)  # warm-up

@@ -144,3 +144,49 @@ def test_the_shipped_demo_gan_is_small_and_drives_the_default_demo(tmp_path: Pat
     for p in changed:
         diff = np.abs(p.t2_image.astype(int) - p.t1_image.astype(int)).mean(-1)
         assert diff[p.change_mask == 1].mean() > 10  # changed regions are re-synthesised
+
+
+def test_pooled_sources_resampled_with_nuisance_and_negatives(tmp_path: Path) -> None:
+    from fixtures_generation import world_source
+
+    a, b = world_source(tmp_path / "a", n=2), world_source(tmp_path / "b", n=2, seed=3)
+    out = tmp_path / "out"
+    result = invoke(
+        "generate", a, b, "--out", out, "--synthesizer", "noise_fill", "--events", "remove",
+        "--fill", "surrounding", "--gsd", "1.0", "--source-gsd", "0.5", "--nuisance", "mild",
+        "--negatives", "0.5", "--workers", "0", "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = [
+        json.loads(line) for f in sorted((out / "manifest").glob("*.jsonl")) for line in f.open()
+    ]
+    assert [r["size"] for r in rows] == [[32, 32]] * 4
+    assert {r["name"].split("__")[0] for r in rows} == {"a", "b"}
+    assert any(r["status"] == "negative" for r in rows) and "hard negatives" in result.output
+    saved = json.loads((out / "generation.json").read_text())["config"]
+    assert saved["source"]["gsd"] == 1.0 and len(saved["source"]["datasets"]) == 2
+    assert saved["nuisance"]["sensor"] == 0.5
+
+
+def test_source_errors_are_one_line(tmp_path: Path) -> None:
+    result = invoke("generate", "--out", tmp_path / "o", "--no-progress")
+    assert result.exit_code != 0 and "name a source dataset" in str(result.exception)
+    bad = tmp_path / "n.json"
+    bad.write_text('{"sensor": 9}')
+    from fixtures_generation import world_source
+
+    src = world_source(tmp_path / "s", n=1)
+    result = invoke("generate", src, "--out", tmp_path / "o", "--nuisance", bad, "--no-progress")
+    assert "between 0 (off) and 4" in str(result.exception)
+
+
+def test_idabd_0_255_masks_read_with_binary_threshold(real_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = invoke(
+        "generate", real_root / "idabd_pre", "--out", out, "--binary-threshold", "127",
+        "--limit", "1", "--crop", "256", "--events", "remove", "--nuisance", "default",
+        "--synthesizer", "copy_paste", "--workers", "0", "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    label = open_dataset(out)[0].change_mask
+    assert set(np.unique(label)) <= {0, 1}

@@ -20,6 +20,7 @@ from changen.cli.progress import rich_sink
 from changen.errors import ConfigError
 
 if TYPE_CHECKING:
+    from changen.data.readers.pooled import SourceEntry
     from changen.generation import GenerationResult
 
 
@@ -47,8 +48,30 @@ def summary(result: GenerationResult, layout: str) -> str:
     return "\n".join(lines)
 
 
+def source_entries(
+    paths: list[Path],
+    sources_file: Path | None,
+    format: str | None,
+    source_gsd: float | None,
+    binary_threshold: int | None,
+) -> tuple[SourceEntry, ...]:
+    """The sources named on the command line, then those of ``--sources``."""
+    from changen.data.readers.pooled import SourceEntry, read_sources_file
+
+    entries = [SourceEntry(str(p), format, source_gsd, binary_threshold) for p in paths]
+    if sources_file is not None:
+        entries += read_sources_file(sources_file)
+    if not entries:
+        raise ConfigError("name a source dataset (SOURCE ...) or a sources file (--sources FILE)")
+    return tuple(entries)
+
+
 def generate(
-    source: Path = typer.Argument(..., help="Single-temporal labelled dataset (format detected)."),
+    sources: list[Path] = typer.Argument(
+        None,
+        help="Single-temporal labelled dataset(s), format detected; several are pooled.",
+        show_default=False,
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (empty, or --resume)."),
     synthesizer: str = typer.Option(
         "copy_paste", help="Synthesizer name (copy_paste, inpaint) or a checkpoint folder."
@@ -102,6 +125,20 @@ def generate(
     ),
     device: str | None = options.DEVICE,
     shard_size: int = typer.Option(64, min=1, help="Samples committed at a time."),
+    sources_file: Path | None = typer.Option(
+        None,
+        "--sources",
+        help='JSON list of sources [{"path", "format", "gsd", "binary_threshold"}] to pool.',
+    ),
+    gsd: float | None = typer.Option(
+        None, help="Resample sources to GSD metres per pixel first (e.g. 0.5 for LEVIR-CD)."
+    ),
+    source_gsd: float | None = typer.Option(
+        None, help="GSD of sources whose files carry no georeference (with --gsd)."
+    ),
+    binary_threshold: int | None = typer.Option(
+        None, help="Read grey 0/255 masks as mask > N (folder sources), e.g. 127."
+    ),
     format: str | None = typer.Option(None, "--format", "-f", help="Force the source format."),
     taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the source masks."),
     limit: int | None = typer.Option(None, min=1, help="Use only the first N source items."),
@@ -111,7 +148,7 @@ def generate(
 ) -> None:
     """Generate a change dataset: simulate events on the source masks, synthesise post-event
     images, write shards (resumable) with provenance and a dataset card."""
-    from changen.data.readers import open_dataset
+    from changen.data.readers.pooled import open_sources
     from changen.events.policy import unfired_warnings
     from changen.generation import GenerationConfig, RunOptions, generate_dataset
     from changen.generation.shards import read_rows
@@ -119,7 +156,8 @@ def generate(
 
     if resume and overwrite:
         raise ConfigError("--resume keeps what --out holds and --overwrite deletes it; pick one")
-    reader = open_dataset(source, format=format, taxonomy=taxonomy)
+    entries = source_entries(sources or [], sources_file, format, source_gsd, binary_threshold)
+    reader = open_sources(entries, taxonomy, gsd)
     process = options.change_process(
         events,
         reader.taxonomy,
@@ -134,7 +172,7 @@ def generate(
         within=within,
     )
     config = GenerationConfig(
-        source=str(source),
+        source=entries,
         synthesizer=synthesizer,
         process=process,
         layout=layout,
@@ -150,6 +188,7 @@ def generate(
         nuisance=nuisance_config(nuisance),
         donors=donors,
         negatives=negatives,
+        gsd=gsd,
     )
     run = RunOptions(
         executor=executor,

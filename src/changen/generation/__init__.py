@@ -13,13 +13,14 @@ the same torch thread count, ``RunOptions.threads``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from changen.data.readers.base import Reader
+from changen.data.readers.pooled import SourceEntry
 from changen.data.writers import WRITERS
 from changen.engine.progress import SILENT, ProgressSink
 from changen.errors import ConfigError, DataError, FormatError
@@ -46,7 +47,10 @@ from changen.synthesis.nuisance import DonorBank, Nuisance, NuisanceConfig
 class GenerationConfig:
     """What a run makes (saved as ``generation.json``; ``--resume`` must repeat it).
 
-    ``synthesizer`` is a name of :data:`changen.synthesis.SYNTHESIZERS` or a checkpoint
+    ``source`` is a dataset path (read with ``format``, ``source_gsd`` and
+    ``binary_threshold``) or several :class:`~changen.data.readers.pooled.SourceEntry`, pooled
+    into one source; ``gsd`` resamples every source to that many metres per pixel before the
+    events. ``synthesizer`` is a name of :data:`changen.synthesis.SYNTHESIZERS` or a checkpoint
     folder, loaded with ``synthesizer_options``; ``limit`` keeps the first source items;
     ``crop`` tiles items into ``crop``² windows; ``empty`` is ``"nochange"`` or ``"skip"`` (see
     :mod:`.pipeline`); ``shard_size`` samples are committed at a time; ``nuisance`` (off when
@@ -55,7 +59,7 @@ class GenerationConfig:
     samples are hard negatives (see :mod:`.pipeline`).
     """
 
-    source: str
+    source: str | tuple[SourceEntry, ...]
     synthesizer: str
     process: ChangeProcess
     layout: str = "levircd"
@@ -71,6 +75,16 @@ class GenerationConfig:
     nuisance: NuisanceConfig | None = None
     donors: int = 32
     negatives: float = 0.0
+    gsd: float | None = None
+    source_gsd: float | None = None
+    binary_threshold: int | None = None
+
+    def entries(self) -> tuple[SourceEntry, ...]:
+        """The source datasets, with absolute paths."""
+        if isinstance(self.source, str):
+            entry = SourceEntry(self.source, self.format, self.source_gsd, self.binary_threshold)
+            return (replace(entry, path=str(Path(self.source).resolve())),)
+        return tuple(replace(e, path=str(Path(e.path).resolve())) for e in self.source)
 
     def check(self) -> None:
         """Raise on values that are wrong whatever the data (before any work)."""
@@ -82,6 +96,8 @@ class GenerationConfig:
             raise ConfigError(f"--limit {self.limit}: use at least one source item")
         if not 0.0 <= self.negatives <= 1.0:
             raise ConfigError(f"--negatives {self.negatives}: give a share between 0 and 1")
+        if self.gsd is not None and self.gsd <= 0:
+            raise ConfigError(f"--gsd {self.gsd}: give a positive number of metres per pixel")
         if self.donors < 1:
             raise ConfigError(f"--donors {self.donors}: use at least one donor scene")
 
@@ -135,9 +151,9 @@ def generate_dataset(
     config.check()
     out = Path(out)
     source = SourceSpec(
-        str(Path(config.source).resolve()),
-        config.format,
+        config.entries(),
         None if config.taxonomy is None else _taxonomy(config.taxonomy),
+        config.gsd,
     )
     reader = source.open()
     taxonomy = reader.taxonomy
@@ -155,7 +171,7 @@ def generate_dataset(
     nuisance = _nuisance(config, reader, n_items, taxonomy, progress)
     synth_info = {"name": synthesizer.name, "config_hash": config_hash(synthesizer.config())}
     saved = {
-        "source": {"path": source.path, "format": reader.format, "items": n_items},
+        "source": _source_record(source, reader, n_items),
         "taxonomy": taxonomy.to_dict(),
         "layout": config.layout,
         "seed": config.seed,
@@ -218,6 +234,17 @@ def generate_dataset(
     except OSError as e:
         raise _write_error(out, e) from e
     return GenerationResult(out, len(plan), output.restored, stats, manifest, card)
+
+
+def _source_record(source: SourceSpec, reader: Reader[Any], n_items: int) -> dict[str, Any]:
+    """Provenance of the source: its path (the common folder when pooled), format, items, the
+    GSD resampled to, and each pooled dataset."""
+    record: dict[str, Any] = {"path": str(reader.root), "format": reader.format, "items": n_items}
+    if source.gsd is not None:
+        record["gsd"] = source.gsd
+    if len(source.entries) > 1 or source.gsd is not None:
+        record["datasets"] = [asdict(e) for e in source.entries]
+    return record
 
 
 def _nuisance(

@@ -41,8 +41,8 @@ import numpy as np
 from rasterio.windows import Window
 
 from changen.data.bands import to_rgb8
-from changen.data.readers import open_dataset
 from changen.data.readers.base import Reader
+from changen.data.readers.pooled import SourceEntry, open_sources
 from changen.data.tiling import tile_georef
 from changen.errors import DataError
 from changen.events import ChangeChain, ChangeProcess, simulate, unchanged
@@ -67,14 +67,16 @@ def config_hash(config: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """How to (re)open the source dataset, in any process: path, format and taxonomy."""
+    """How to (re)open the source in any process: its datasets (pooled when several), the
+    taxonomy and the GSD they are resampled to (see
+    :func:`changen.data.readers.pooled.open_sources`)."""
 
-    path: str
-    format: str | None = None
+    entries: tuple[SourceEntry, ...]
     taxonomy: Taxonomy | None = None
+    gsd: float | None = None
 
     def open(self) -> Reader[Any]:
-        return open_dataset(self.path, format=self.format, taxonomy=self.taxonomy)
+        return open_sources(self.entries, self.taxonomy, self.gsd)
 
 
 @dataclass(frozen=True)
