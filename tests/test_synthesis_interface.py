@@ -70,10 +70,16 @@ def test_registry_loads_both_baselines_with_options() -> None:
     copy = load_synthesizer("copy_paste")
     assert isinstance(copy, CopyPaste) and isinstance(copy, Synthesizer)
     assert copy.name == "copy_paste"
-    assert copy.config() == {"name": "copy_paste", "feather": 2, "inpaint_radius": 5}
+    assert copy.config() == {
+        "name": "copy_paste",
+        "feather": 2,
+        "inpaint_radius": 5,
+        "harmonize": "poisson",
+        "fill": "patch",
+    }
     inpaint = load_synthesizer("inpaint", inpaint_radius=3)
     assert isinstance(inpaint, Inpaint) and isinstance(inpaint, Synthesizer)
-    assert inpaint.config() == {"name": "inpaint", "inpaint_radius": 3}
+    assert inpaint.config() == {"name": "inpaint", "inpaint_radius": 3, "fill": "patch"}
     options = {k: v for k, v in CopyPaste(feather=0).config().items() if k != "name"}
     assert load_synthesizer("copy_paste", **options) == CopyPaste(feather=0)
 
@@ -90,8 +96,8 @@ def test_registry_rejects_unknown_names_and_bad_options() -> None:
 def test_options_change_the_output() -> None:
     arrays = _arrays(1)
     batch = SynthesisBatch(**arrays, events=[_records()])
-    rngs = [np.random.default_rng(0)]
-    hard, soft = CopyPaste(feather=0)(batch, rngs), CopyPaste(feather=3)(batch, rngs)
+    hard = CopyPaste(feather=0, harmonize="none")(batch, [np.random.default_rng(0)])
+    soft = CopyPaste(feather=3, harmonize="none")(batch, [np.random.default_rng(0)])
     assert (hard != soft).any()
     created = arrays["t2_instances"][0] == 2
     np.testing.assert_array_equal(
@@ -110,9 +116,13 @@ def test_records_need_instance_maps(synth: Synthesizer) -> None:
 
 def test_records_may_be_dicts_but_must_be_known_events() -> None:
     arrays = _arrays(1)
+    as_objects = CopyPaste()(
+        SynthesisBatch(**arrays, events=[_records()]), [np.random.default_rng(0)]
+    )
+    as_dicts = CopyPaste()(
+        SynthesisBatch(**arrays, events=[[_records()[0].to_dict()]]), [np.random.default_rng(0)]
+    )
     rngs = [np.random.default_rng(0)]
-    as_objects = CopyPaste()(SynthesisBatch(**arrays, events=[_records()]), rngs)
-    as_dicts = CopyPaste()(SynthesisBatch(**arrays, events=[[_records()[0].to_dict()]]), rngs)
     np.testing.assert_array_equal(as_objects, as_dicts)
     bad = {**_records()[0].to_dict(), "event": "explode"}
     with pytest.raises(DataError, match="unknown event 'explode'"):

@@ -1,11 +1,14 @@
 """Copy-Paste baseline: created objects take the pixels of their source object.
 
 The learning-free baseline of the Changen paper's tables (Copy-Paste, combined with Telea
-inpainting for removals). What changed is read from the batch's instance maps and event
-records (:class:`changen.events.EventRecord`). First every changed pixel — the pixels whose
-class differs between the masks and every pixel a record touched — is filled by OpenCV's Telea
-inpainting (``cv2.INPAINT_TELEA``, radius ``inpaint_radius``), exactly as :class:`.Inpaint`
-does; then, per record in log order, new content is pasted on top:
+inpainting for removals), made harder to spot. What changed is read from the batch's instance
+maps and event records (:class:`changen.events.EventRecord`). First every changed pixel — the
+pixels whose class differs between the masks and every pixel a record touched — is filled by
+:func:`.patches.fill_changes` with ``fill``: ``"patch"`` (the default; Telea's low frequencies
+plus real texture of the class the pixel shows at t2, so a removal leaves no flat smudge) or
+``"telea"`` (the paper's baseline, exactly as :class:`.Inpaint` does). Under a created object
+the fill renders what was there at t1 (its class there), so the object's feathered edge fades
+into ground, not into more object. Then, per record in log order, new content is pasted:
 
 - ``create`` with a source object in t1: the source's t1 crop is flipped, rotated and scaled
   like its footprint was (:func:`.patches.warp_patch`, the geometry of
@@ -15,18 +18,22 @@ does; then, per record in log order, new content is pasted on top:
 - ``create`` without source pixels (shape-bank shapes, ``source_id == -1``, or a source born
   after t1): the nearest t1 object of the same class (by bbox centre) is stretched onto the
   new footprint's bbox (:func:`.patches.refit_object`); with no such object the footprint
-  keeps its inpainted fill.
-- ``remove``: nothing is pasted; the removed pixels keep their inpainted fill (a step that
-  creates and removes gets both).
+  keeps its fill.
+- ``remove``: nothing is pasted; the removed pixels keep their fill (a step that creates and
+  removes gets both).
 - ``reclass``: a texture of the target class tiled from t1 (:func:`.patches.class_texture`;
   which square and which phase come from the sample's rng); when t1 shows no pixel of that
-  class, the region keeps its inpainted fill.
+  class, the region keeps its fill.
 
-Pasted pixels are alpha-blended with an opacity that ramps up over ``feather`` pixels inside
-their region, so their seam fades into the inpainted surroundings instead of the old content.
-Without event records (``batch.events is None``) only the masks say what changed, and this
-baseline inpaints those pixels, like :class:`.Inpaint`. Pixels outside the changed pixels are
-byte-identical to t1.
+A copied object is first harmonised to where it lands (``harmonize``, :mod:`.harmonize`):
+``"poisson"`` (the default: gradient-domain blending in Lab, which on real Ida-BD pastes came
+closest to the object's own contrast against its old surroundings; see ``docs/synthesis.md``),
+``"stats"`` (Lab mean/std transfer of the difference of surroundings) or ``"none"``. Pasted
+pixels are then alpha-blended with an opacity that ramps up over ``feather`` pixels inside
+their region, so their seam fades into the fill. Without event records (``batch.events is
+None``) only the masks say what changed, and this baseline fills those pixels, like
+:class:`.Inpaint`. Pixels outside the changed pixels are byte-identical to t1; every random
+choice comes from the sample's generator.
 """
 
 from __future__ import annotations
@@ -41,30 +48,46 @@ import numpy as np
 from changen.errors import ConfigError
 from changen.events import EventRecord
 from changen.synthesis.base import SynthesisBatch, check_rngs
+from changen.synthesis.harmonize import HARMONIZE, poisson_blend, ring, stats_transfer
 from changen.synthesis.patches import (
+    FILLS,
     InstanceIndex,
     Layer,
     Region,
     class_texture,
     composite,
+    fill_changes,
     refit_object,
     sample_changes,
-    telea,
     warp_patch,
 )
 
 
 @dataclass(frozen=True, kw_only=True)
 class CopyPaste:
-    """Copy-Paste + Telea-inpainting synthesizer (see the module). ``feather``: width in pixels
-    of the soft edge of pasted pixels (0: hard edge); ``inpaint_radius``: Telea's radius."""
+    """Copy-Paste synthesizer (see the module). ``feather``: width in pixels of the soft edge
+    of pasted pixels (0: hard edge); ``inpaint_radius``: Telea's radius; ``harmonize``: how a
+    copied object's colours adapt to its new surroundings (one of
+    :data:`.harmonize.HARMONIZE`); ``fill``: how changed pixels are filled before pasting (one
+    of :data:`.patches.FILLS`)."""
 
     name: ClassVar[str] = "copy_paste"
 
     feather: int = 2
     inpaint_radius: int = 5
+    harmonize: str = "poisson"
+    fill: str = "patch"
 
     def __post_init__(self) -> None:
+        if self.harmonize not in HARMONIZE:
+            raise ConfigError(
+                f"copy_paste harmonize must be one of {', '.join(HARMONIZE)}, "
+                f"got {self.harmonize!r}"
+            )
+        if self.fill not in FILLS:
+            raise ConfigError(
+                f"copy_paste fill must be one of {', '.join(FILLS)}, got {self.fill!r}"
+            )
         if self.feather < 0:
             raise ConfigError(f"copy_paste feather must be >= 0 pixels, got {self.feather}")
         if self.inpaint_radius < 1:
@@ -86,20 +109,51 @@ class CopyPaste:
         """The post-event image of sample ``i`` (H, W, 3) uint8."""
         image, t1_mask = batch.t1_image[i], batch.t1_mask[i]
         changes = sample_changes(batch, i)
-        layers: list[Layer] = []
+        fill_classes = batch.t2_mask[i].copy()
         for rec, region in changes.regions:
-            if rec.event == "create" and changes.t1 is not None:
-                layer = self._create(image, t1_mask, changes.t1, rec, region)
+            if rec.event == "create":  # under a copy lies what was there, not more object
+                fill_classes[region.box][region.footprint] = t1_mask[region.box][region.footprint]
+        out = fill_changes(
+            image,
+            changes.changed,
+            t1_mask,
+            fill_classes,
+            method=self.fill,
+            radius=self.inpaint_radius,
+            rng=rng,
+        )
+        objects = None if changes.t1 is None else changes.t1.instances > 0
+        for rec, region in changes.regions:
+            layer = None
+            if rec.event == "create" and changes.t1 is not None and objects is not None:
+                copied = self._create(image, t1_mask, changes.t1, rec, region)
+                if copied is not None:
+                    layer = self._harmonized(out, image, objects, *copied)
             elif rec.event == "reclass":
                 layer = self._reclass(image, t1_mask, rec, region, rng)
-            else:
-                layer = None
             if layer is not None:
-                layers.append(layer)
-        out = telea(image, changes.changed, self.inpaint_radius)
-        for layer in layers:
-            composite(out, layer, self.feather)
+                composite(out, layer, self.feather)
         return out
+
+    def _harmonized(
+        self,
+        canvas: np.ndarray,
+        image: np.ndarray,
+        objects: np.ndarray,
+        layer: Layer,
+        source: Region,
+    ) -> Layer:
+        """``layer`` (copied from ``source`` of t1 ``image``; ``objects``: the t1 instances'
+        pixels) adapted to where it lands."""
+        if self.harmonize == "none":
+            return layer
+        source_ring = ring(image, source, objects)
+        if self.harmonize == "poisson":
+            blended = poisson_blend(canvas, layer.region, layer.pixels, source_ring)
+            if blended is not None:
+                return Layer(layer.region, blended)
+        pixels = stats_transfer(layer.pixels, source_ring, ring(image, layer.region, objects))
+        return Layer(layer.region, pixels)
 
     def _create(
         self,
@@ -108,8 +162,9 @@ class CopyPaste:
         t1: InstanceIndex,
         rec: EventRecord,
         target: Region,
-    ) -> Layer | None:
-        """The pasted copy (None: nothing to paste, the target stays inpainted)."""
+    ) -> tuple[Layer, Region] | None:
+        """The pasted copy and the t1 object it came from (None: nothing to paste, the target
+        keeps its fill)."""
         source = t1.region(rec.source_id) if rec.source_id > 0 else None
         if source is not None:
             pixels, fp = warp_patch(
@@ -121,12 +176,12 @@ class CopyPaste:
             )
             pos = _align(fp, source, rec, target, image.shape[:2])
             if pos is not None:
-                return Layer(Region(*pos, _within(Region(*pos, fp), target)), pixels)
+                return Layer(Region(*pos, _within(Region(*pos, fp), target)), pixels), source
         near = _nearest_object(t1, t1_mask, rec.class_after, target)
         if near is None:
             return None
         refit = refit_object(image, near, target.footprint.shape, self.inpaint_radius)
-        return None if refit is None else Layer(target, refit)
+        return None if refit is None else (Layer(target, refit), near)
 
     def _reclass(
         self,

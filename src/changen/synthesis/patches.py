@@ -5,9 +5,12 @@
 - **Warping**: :func:`warp_patch` flips, rotates and scales an image crop with exactly the
   geometry :func:`changen.events.transform_shape` applies to the object's footprint, so a
   copied object's pixels land on the footprint the create event placed.
-- **Filling**: :func:`telea` (OpenCV's Telea inpainting, only the given pixels change),
-  :func:`class_texture` (a class's appearance tiled from t1), :func:`refit_object` (an object's
-  pixels stretched onto another footprint).
+- **Filling**: :func:`fill_changes` fills every changed pixel, by :func:`telea` (OpenCV's
+  Telea inpainting, only the given pixels change: the paper's baseline, a smooth smudge) or by
+  :func:`patch_fill` (Telea's low frequencies plus the texture of a nearby t1 patch of the class
+  the pixel shows at t2, so no flat smudge is left); :func:`class_texture` (a class's
+  appearance tiled from t1), :func:`refit_object` (an object's pixels stretched onto another
+  footprint).
 - **Blending**: :func:`composite` pastes a :class:`Layer` with an alpha that ramps up over
   ``feather`` pixels *inside* its region, so the seam is soft and no pixel outside the region
   changes.
@@ -27,6 +30,15 @@ from changen.events.regions import InstanceIndex, Region, event_regions
 from changen.synthesis.base import SynthesisBatch
 
 EVENTS = ("create", "remove", "reclass")
+FILLS = ("telea", "patch")
+"""How changed pixels are filled (see :func:`fill_changes`)."""
+TEXTURE_RADIUS = 8
+"""Largest half-side of the square a patch fill copies its texture from (side 17 pixels)."""
+TEXTURE_SIGMA = 3.0
+"""Gaussian sigma (pixels) splitting low frequencies (Telea, colour) from high (texture)."""
+NEAR_SLACK = 8
+"""A patch fill draws its source square among those at most this many pixels farther from
+the hole than the nearest one."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +63,7 @@ def sample_records(batch: SynthesisBatch, i: int) -> list[EventRecord] | None:
     for r in batch.events[i]:
         if isinstance(r, Mapping):
             try:
-                r = EventRecord.from_dict(r)
+                r = EventRecord.from_dict(dict(r))
             except (KeyError, TypeError, ValueError) as e:
                 raise DataError(f"sample {i}: unreadable event record {r!r} ({e})") from None
         if r.event not in EVENTS:
@@ -213,13 +225,141 @@ def class_texture(
         return None
     centres = np.flatnonzero(dist == top)
     cy, cx = divmod(int(centres[rng.integers(centres.size)]), mask.shape[1])
-    r = top - 1
-    tile = image[cy - r : cy + r + 1, cx - r : cx + r + 1]
-    side = 2 * r + 1
+    return tile(_square(image, cy, cx, top - 1), shape, rng)
+
+
+def _square(image: np.ndarray, cy: int, cx: int, r: int) -> np.ndarray:
+    return image[cy - r : cy + r + 1, cx - r : cx + r + 1]
+
+
+def tile(square: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A (h, w, 3) texture tiled from a square crop, mirrored at its edges (no seam jumps)
+    and shifted by a phase drawn from ``rng``."""
+    side = square.shape[0]
     h, w = shape
     oy, ox = (int(v) for v in rng.integers(side, size=2))
     pad = ((0, max(oy + h - side, 0)), (0, max(ox + w - side, 0)), (0, 0))
-    return np.ascontiguousarray(np.pad(tile, pad, mode="symmetric")[oy : oy + h, ox : ox + w])
+    return np.ascontiguousarray(np.pad(square, pad, mode="symmetric")[oy : oy + h, ox : ox + w])
+
+
+def fill_changes(
+    image: np.ndarray,
+    changed: np.ndarray,
+    t1_mask: np.ndarray,
+    t2_mask: np.ndarray,
+    *,
+    method: str,
+    radius: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """``image`` with the ``changed`` pixels filled by ``method`` (one of :data:`FILLS`)."""
+    if method == "telea":
+        return telea(image, changed, radius)
+    return patch_fill(image, changed, t1_mask, t2_mask, radius, rng)
+
+
+def patch_fill(
+    image: np.ndarray,
+    changed: np.ndarray,
+    t1_mask: np.ndarray,
+    t2_mask: np.ndarray,
+    radius: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Texture-aware fill. Each connected hole of t2 class ``c`` takes its high frequencies
+    from real t1 texture of class ``c`` near it: the hole's own shape shifted onto unchanged
+    t1 pixels of ``c`` (:func:`_shifted_patch`), or, when it fits nowhere near, a square of
+    them mirrored to tile the hole (:func:`_near_square`); both drawn from ``rng``. Its low
+    frequencies are the Telea fill's, weighted by the share of the hole's rim that shows ``c``
+    at t2 (a removed house amid grass takes the grass colour around it; a field re-classed to
+    water amid grass keeps the copied water's colour). A hole whose class has no unchanged t1
+    pixels to copy keeps its Telea fill. Only ``changed`` pixels change."""
+    out = telea(image, changed, radius)
+    if not changed.any() or changed.all():
+        return out
+    low = cv2.GaussianBlur(out.astype(np.float32), (0, 0), TEXTURE_SIGMA)
+    for c in np.unique(t2_mask[changed]):
+        source = (t1_mask == c) & ~changed
+        if not source.any():
+            continue
+        dist = cv2.distanceTransform(np.pad(source.view(np.uint8), 1), cv2.DIST_C, 3)[1:-1, 1:-1]
+        r = min(TEXTURE_RADIUS, int(dist.max()) - 1)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(
+            (changed & (t2_mask == c)).view(np.uint8), connectivity=8
+        )
+        for k in range(1, n):
+            x, y, w, h = (int(v) for v in stats[k, :4])
+            box = slice(y, y + h), slice(x, x + w)
+            hole = labels[box] == k
+            texture = _shifted_patch(image, hole, (y, x), source, rng)
+            if texture is None and r >= 1:
+                texture = tile(_near_square(image, hole, (y, x), dist > r, r, rng), (h, w), rng)
+            if texture is None:
+                continue
+            texture_f = texture.astype(np.float32)
+            weight = _rim_share(hole, t2_mask, (y, x), int(c))
+            mixed = texture_f + weight * (
+                low[box] - cv2.GaussianBlur(texture_f, (0, 0), TEXTURE_SIGMA)
+            )
+            out[box][hole] = np.clip(np.rint(mixed[hole]), 0, 255).astype(np.uint8)
+    return out
+
+
+def _shifted_patch(
+    image: np.ndarray,
+    hole: np.ndarray,
+    at: tuple[int, int],
+    source: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray | None:
+    """The (h, w) crop of ``image`` at a shift of the hole (placed at ``at``) that lands all
+    its pixels on ``source`` pixels, drawn among the shifts within :data:`NEAR_SLACK` pixels
+    of the shortest one found within ``2 * max(h, w) + 16`` pixels; None when none fits."""
+    (y, x), (h, w) = at, hole.shape
+    big_h, big_w = source.shape
+    m = 2 * max(h, w) + 16
+    y0, x0, y1, x1 = max(y - m, 0), max(x - m, 0), min(y + h + m, big_h), min(x + w + m, big_w)
+    bad = np.pad((~source[y0:y1, x0:x1]).astype(np.float32), ((0, h), (0, w)), constant_values=1)
+    hits = cv2.filter2D(bad, -1, hole.astype(np.float32), anchor=(0, 0))[: y1 - y0, : x1 - x0]
+    ys, xs = np.nonzero(hits < 0.5)
+    if ys.size == 0:
+        return None
+    d = np.hypot(ys + (y0 - y), xs + (x0 - x))
+    pick = np.flatnonzero(d <= d.min() + NEAR_SLACK)
+    k = int(pick[rng.integers(pick.size)])
+    py, px = int(ys[k]) + y0, int(xs[k]) + x0
+    return image[py : py + h, px : px + w]
+
+
+def _near_square(
+    image: np.ndarray,
+    hole: np.ndarray,
+    at: tuple[int, int],
+    centres: np.ndarray,
+    r: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """A (2r+1)² square of ``image`` centred on a pixel of ``centres``, drawn among those
+    within :data:`NEAR_SLACK` pixels of the nearest one to the hole."""
+    full = np.ones(centres.shape, np.uint8)
+    (y, x), (h, w) = at, hole.shape
+    full[y : y + h, x : x + w][hole] = 0
+    dist = cv2.distanceTransform(full, cv2.DIST_L2, 3)[centres]
+    idx = np.flatnonzero(centres)[dist <= dist.min() + NEAR_SLACK]
+    cy, cx = divmod(int(idx[rng.integers(idx.size)]), centres.shape[1])
+    return _square(image, cy, cx, r)
+
+
+def _rim_share(hole: np.ndarray, t2_mask: np.ndarray, at: tuple[int, int], c: int) -> float:
+    """Share of the pixels just outside ``hole`` (placed at ``at``) whose t2 class is ``c``."""
+    (y, x), (h, w) = at, hole.shape
+    big_h, big_w = t2_mask.shape
+    y0, x0, y1, x1 = max(y - 1, 0), max(x - 1, 0), min(y + h + 1, big_h), min(x + w + 1, big_w)
+    win = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    win[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = hole
+    rim = cv2.dilate(win, np.ones((3, 3), np.uint8)).astype(bool) & ~win.astype(bool)
+    classes = t2_mask[y0:y1, x0:x1][rim]
+    return float(np.mean(classes == c)) if classes.size else 1.0
 
 
 def refit_object(
