@@ -86,3 +86,20 @@ def test_inspect_real_samples(real_root: Path, folder: str) -> None:
         assert sum(summary["class_pixels"].values()) == n_items * pixels
     else:
         assert sum(summary["change_pixels"].values()) == n_items * pixels
+
+
+def test_label_values_and_binary_threshold_options(tmp_path: Path) -> None:
+    import numpy as np
+
+    from fixtures_change import build_folder_dataset
+
+    build_folder_dataset(tmp_path, "levircd", np.random.default_rng(0), label_values=(1, 2))
+    result = runner.invoke(app, ["data", "inspect", str(tmp_path), "--json"])
+    assert result.exit_code != 0 and "--label-values" in str(result.exception)
+    for flags in (["--label-values", "1:2"], ["--binary-threshold", "1"]):
+        result = runner.invoke(app, ["data", "inspect", str(tmp_path), "--json", *flags])
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.output)
+        assert set(summary["change_pixels"]) == {"0", "1"}
+    result = runner.invoke(app, ["data", "inspect", str(tmp_path), "--label-values", "1"])
+    assert "UNCHANGED:CHANGED" in str(result.exception)

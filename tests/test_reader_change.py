@@ -266,3 +266,18 @@ def test_second_unknown_colour_and_missing_label(tmp_path: Path, rng: np.random.
     (tmp_path / "label2" / "b.png").unlink()
     with pytest.raises(DataError, match="label2 file"):
         SecondReader(tmp_path)
+
+
+def test_labels_outside_0_1_255_are_an_error_unless_their_values_are_given(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    truth = build_folder_dataset(tmp_path, "levircd", rng, label_values=(1, 2))
+    with pytest.raises(DataError, match=r"label holds values 1, 2, expected 0/1/255.*1:2"):
+        LevirCDReader(tmp_path)[0]
+    for sample in LevirCDReader(tmp_path, label_values=(1, 2)):
+        label = truth[(None, sample.name)][2]
+        np.testing.assert_array_equal(sample.change_mask, (label == 2).astype(np.uint8))
+    with pytest.raises(DataError, match="expected 0/1"):
+        LevirCDReader(tmp_path, label_values=(0, 1))[0]
+    with pytest.raises(ConfigError, match="not both"):
+        LevirCDReader(tmp_path, label_values=(1, 2), threshold=1)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from changen.cli import options
 from changen.cli.progress import rich_sink
 
 app = typer.Typer(help="Inspect, convert and generate datasets.", no_args_is_help=True)
@@ -21,13 +22,16 @@ def inspect(
     taxonomy: str | None = typer.Option(None, help="Built-in taxonomy name to read masks with."),
     limit: int | None = typer.Option(None, help="Inspect only the first N items."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    label_values: str | None = options.LABEL_VALUES,
+    binary_threshold: int | None = options.BINARY_THRESHOLD,
 ) -> None:
     """Detect a dataset's format and print counts, sizes, bands, classes and objects."""
     from changen.data.inspect import inspect_dataset
 
+    labels = options.label_options(path, format, label_values, binary_threshold)
     with rich_sink(not as_json, unit="items", transient=True) as sink:
         summary = inspect_dataset(
-            path, format=format, taxonomy=taxonomy, limit=limit, progress=sink
+            path, format=format, taxonomy=taxonomy, limit=limit, progress=sink, **labels
         )
     if as_json:
         typer.echo(json.dumps(summary))

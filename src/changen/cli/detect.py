@@ -109,14 +109,14 @@ def _run(
     resume: bool,
     overwrite: bool,
     progress: bool,
+    labels: dict[str, Any],
 ) -> None:
-    from changen.data.readers import open_dataset
     from changen.detectors.train import train_detector
 
-    reader = open_dataset(data, format=format, taxonomy=taxonomy)
+    reader = options.open_data(data, format, taxonomy, **labels)
     val_reader = None
     if val is not None:
-        val_reader = open_dataset(val, format=val_format, taxonomy=taxonomy)
+        val_reader = options.open_data(val, val_format, taxonomy, **labels)
     sources = {"data": str(data), "format": format, "val": None if val is None else str(val)}
     with rich_sink(progress, unit="steps") as sink:
         result = train_detector(
@@ -172,6 +172,8 @@ def train(
     log_every: int | None = options.LOG_EVERY,
     resume: bool = options.RESUME,
     overwrite: bool = OVERWRITE,
+    label_values: str | None = options.LABEL_VALUES,
+    binary_threshold: int | None = options.BINARY_THRESHOLD,
     progress: bool = options.PROGRESS,
 ) -> None:
     """Train a change detector: supervised on change pairs, or STAR / G-STAR on scenes."""
@@ -202,7 +204,21 @@ def train(
         objects=objects,
         validate_every=validate_every,
     )
-    _run(config, data, format, taxonomy, out, val, val_format, None, resume, overwrite, progress)
+    labels = {"label_values": label_values, "binary_threshold": binary_threshold}
+    _run(
+        config,
+        data,
+        format,
+        taxonomy,
+        out,
+        val,
+        val_format,
+        None,
+        resume,
+        overwrite,
+        progress,
+        labels,
+    )
 
 
 @app.command()
@@ -237,6 +253,8 @@ def finetune(
     log_every: int | None = options.LOG_EVERY,
     resume: bool = options.RESUME,
     overwrite: bool = OVERWRITE,
+    label_values: str | None = options.LABEL_VALUES,
+    binary_threshold: int | None = options.BINARY_THRESHOLD,
     progress: bool = options.PROGRESS,
 ) -> None:
     """Fine-tune a trained detector (weights only) on --train-fraction of a dataset."""
@@ -271,7 +289,21 @@ def finetune(
         objects=objects,
         validate_every=validate_every,
     )
-    _run(config, data, format, taxonomy, out, val, val_format, init, resume, overwrite, progress)
+    labels = {"label_values": label_values, "binary_threshold": binary_threshold}
+    _run(
+        config,
+        data,
+        format,
+        taxonomy,
+        out,
+        val,
+        val_format,
+        init,
+        resume,
+        overwrite,
+        progress,
+        labels,
+    )
 
 
 def load_model(ckpt: Path | None, official: Path | None, backbone: str | None) -> nn.Module:
@@ -324,16 +356,17 @@ def evaluate(
         None, help="Per-image CSV. (default: eval_<data folder>.csv here)"
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    label_values: str | None = options.LABEL_VALUES,
+    binary_threshold: int | None = options.BINARY_THRESHOLD,
     progress: bool = options.PROGRESS,
 ) -> None:
     """Precision, recall, F1 and IoU of the change class over the whole split, + per image."""
     from changen.data.atomic import write_text_atomic
-    from changen.data.readers import open_dataset
     from changen.detectors.data import ChangePairDataset, SegSpec
     from changen.detectors.evaluate import evaluate_detector
 
     chosen = {"split": split} if split else {}
-    reader = open_dataset(data, format=format, taxonomy=taxonomy, **chosen)
+    reader = options.open_data(data, format, taxonomy, label_values, binary_threshold, **chosen)
     if reader.kind != "change":
         raise ConfigError(f"{data}: evaluation needs a change dataset, got a {reader.kind} one")
     model = load_model(ckpt, official_weights, backbone)

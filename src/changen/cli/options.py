@@ -19,6 +19,7 @@ import typer
 from changen.errors import ConfigError
 
 if TYPE_CHECKING:
+    from changen.data.readers.base import Reader
     from changen.events import ChangeProcess, TransitionKernel
     from changen.sample import Taxonomy
 
@@ -84,6 +85,73 @@ PLACEMENT = typer.Option(
     "homogeneous for land cover)",
 )
 WITHIN = typer.Option(None, help="Host classes of --placement within, e.g. 2,3.")
+
+
+LABEL_VALUES = typer.Option(
+    None,
+    "--label-values",
+    help="Values of unchanged and changed pixels in change labels, U:C, e.g. 1:2 (OSCD). "
+    "(default: 0/1 or 0/255, anything else is an error)",
+)
+BINARY_THRESHOLD = typer.Option(
+    None,
+    "--binary-threshold",
+    min=0,
+    help="Read change labels (or grey 0/255 scene masks) as value > N, e.g. 127.",
+)
+
+
+def open_data(
+    path: Path,
+    format: str | None,
+    taxonomy: str | None,
+    label_values: str | None = None,
+    binary_threshold: int | None = None,
+    **options: Any,
+) -> Reader[Any]:
+    """The dataset at ``path``, its labels read as ``--label-values`` / ``--binary-threshold``
+    say (see :func:`label_options`)."""
+    from changen.data.readers import open_dataset
+
+    labels = label_options(path, format, label_values, binary_threshold)
+    return open_dataset(path, format=format, taxonomy=taxonomy, **labels, **options)
+
+
+def label_options(
+    path: Path, format: str | None, label_values: str | None, binary_threshold: int | None
+) -> dict[str, Any]:
+    """Reader options for ``--label-values`` / ``--binary-threshold``: binary change folders
+    take both, scene mask folders the threshold, other formats neither."""
+    from changen.data.readers import detect_format, reader_class
+    from changen.data.readers.change_folders import BinaryChangeReader
+    from changen.data.readers.folder import FolderReader
+
+    if label_values is None and binary_threshold is None:
+        return {}
+    fmt = format or detect_format(path)
+    cls = reader_class(fmt)
+    if issubclass(cls, BinaryChangeReader):
+        if label_values is not None:
+            return {"label_values": _label_values(label_values)}
+        return {"threshold": binary_threshold}
+    if issubclass(cls, FolderReader) and label_values is None:
+        return {"binary_threshold": binary_threshold}
+    raise ConfigError(
+        f"{path}: --label-values and --binary-threshold apply to binary change folders "
+        f"(levircd, s2looking, …), --binary-threshold also to mask folders; a {fmt} "
+        f"dataset declares its own label values"
+    )
+
+
+def _label_values(text: str) -> tuple[int, int]:
+    """``U:C`` as two non-negative ints (unpacking the wrong count raises ValueError too)."""
+    try:
+        unchanged, changed = (int(p) for p in text.split(":"))
+    except ValueError:
+        unchanged = changed = -1
+    if min(unchanged, changed) < 0:
+        raise ConfigError(f"--label-values {text!r}: expected UNCHANGED:CHANGED, e.g. 1:2")
+    return unchanged, changed
 
 
 def parse_range(text: str, option: str, kind: type[int] | type[float]) -> tuple[Any, Any]:

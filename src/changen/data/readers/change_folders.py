@@ -13,9 +13,12 @@ of file names then selects a split) or in split folders such as ``train/ val/ te
 are paired by stem; folder names match case-insensitively. ``split`` reads one split; without
 it every split is read and ``ChangeSample.meta["split"]`` says which one a sample came from.
 
-Change labels are binarised explicitly: a pixel is *changed* when ``label > threshold``, with
-``threshold=0`` by default, so 0/1 and 0/255 labels both read correctly. There is never a
-silent cut at 128 (Open-CD's, which turns 0/1 labels into "no change").
+Change labels are binarised explicitly, never by a silent cut at 128 (Open-CD's, which turns 0/1
+labels into "no change"). By default a label must hold only 0, 1 and 255 (0/1 or 0/255, the
+field's encodings) and a pixel is *changed* when it is not 0; any other value is an error that
+names the file and the values, so that labels stored as 1/2 (OSCD) are never read as 100 %
+change. ``label_values=(unchanged, changed)`` reads such labels (other values are an error),
+and ``threshold=N`` reads any label as ``label > N``.
 
 changen's LEVIR-CD writer adds ``A_mask/ B_mask/`` (semantic index masks, ``<t1>_mask`` and
 ``<t2>_mask`` in general) and a ``manifest.json``: the masks are read when present, their
@@ -247,7 +250,9 @@ class ChangeFolderReader(ChangeReader):
 class BinaryChangeReader(ChangeFolderReader):
     """A folder-layout change reader with one binary label folder (see the module docstring).
 
-    ``threshold``: label values strictly above it are *changed* (default 0, never 128).
+    ``label_values``: the (unchanged, changed) values of the labels; ``threshold``: label
+    values strictly above it are *changed*, whatever the values; without either, labels must
+    be 0/1 or 0/255.
     """
 
     def __init__(
@@ -257,19 +262,43 @@ class BinaryChangeReader(ChangeFolderReader):
         *,
         split: str | None = None,
         bands: tuple[int, ...] | None = None,
-        threshold: float = 0,
+        threshold: float | None = None,
+        label_values: tuple[int, int] | None = None,
     ) -> None:
-        if not threshold >= 0:
+        if threshold is not None and not threshold >= 0:
             raise ConfigError(f"threshold={threshold} must be >= 0 (labels > threshold change)")
+        if threshold is not None and label_values is not None:
+            raise ConfigError("give label values or a binary threshold, not both")
+        if label_values is not None and label_values[0] == label_values[1]:
+            raise ConfigError(f"label values {label_values}: unchanged and changed must differ")
         self.threshold = threshold
+        self.label_values = label_values
         super().__init__(root, taxonomy, split=split, bands=bands)
+
+    def binarise(self, label: np.ndarray, path: Path) -> np.ndarray:
+        """The 0/1 change mask of a label file's band (see the class docstring)."""
+        if self.threshold is not None:
+            return (label > self.threshold).astype(np.uint8)
+        allowed = (0, 1, 255) if self.label_values is None else self.label_values
+        values = np.unique(label)
+        wrong = sorted(set(values.tolist()) - set(allowed))
+        if wrong:
+            found = ", ".join(map(str, values[:8].tolist())) + (" …" if len(values) > 8 else "")
+            raise DataError(
+                f"{path}: change label holds values {found}, expected "
+                f"{'/'.join(map(str, allowed))}; say what they mean with --label-values "
+                f"UNCHANGED:CHANGED (OSCD: 1:2) or --binary-threshold N"
+            )
+        if self.label_values is None:
+            return (label > 0).astype(np.uint8)
+        return (label == self.label_values[1]).astype(np.uint8)
 
     def __getitem__(self, index: int) -> ChangeSample:
         item = self._items[index]
         t1, t2, georef = self._load_pair(item)
         label = read_single_band(item.files[2])
         check_same_size(t1.shape, item.files[0], label, item.files[2], "label")
-        change = (label > self.threshold).astype(np.uint8)
+        change = self.binarise(label, item.files[2])
         m1, m2 = self._load_masks(item, t1.shape)
         for mask in (m1, m2):
             if mask is not None:
