@@ -21,8 +21,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from changen.data.readers import open_dataset
+from changen.data.readers import detect_format, open_dataset, reader_class
 from changen.data.readers.base import Reader, SceneReader
+from changen.data.readers.folder import FolderReader
 from changen.data.readers.resample import ResampledReader
 from changen.errors import ConfigError
 from changen.sample import Scene, Taxonomy
@@ -41,11 +42,13 @@ class SourceEntry:
     binary_threshold: int | None = None
 
     def open(self, taxonomy: str | Taxonomy | None = None) -> Reader[Any]:
-        """This source alone, as :func:`open_dataset` reads it."""
-        options = (
-            {} if self.binary_threshold is None else {"binary_threshold": self.binary_threshold}
-        )
-        return open_dataset(self.path, format=self.format, taxonomy=taxonomy, **options)
+        """This source alone, as :func:`open_dataset` reads it; ``binary_threshold`` applies to
+        mask-folder sources only (other formats declare their own mask values)."""
+        fmt = self.format or detect_format(self.path)
+        options: dict[str, Any] = {}
+        if self.binary_threshold is not None and issubclass(reader_class(fmt), FolderReader):
+            options["binary_threshold"] = self.binary_threshold
+        return open_dataset(self.path, format=fmt, taxonomy=taxonomy, **options)
 
 
 def source_tags(roots: Sequence[Path]) -> list[str]:

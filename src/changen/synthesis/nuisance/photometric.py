@@ -3,7 +3,7 @@ radiometric processing do to the whole scene.
 
 Images are float32 RGB in [0, 1]. At strength 1: brightness ±0.06, contrast and gamma ×/÷1.2,
 white balance ×/÷1.06 per channel, saturation ×/÷1.2, hue ±6°, haze up to 12 % towards a grey-
-blue airlight; the local fields vary brightness by about ±0.05 and colour by ±3 % over a few
+blue airlight; the local fields vary brightness with σ 0.03 and colour with σ 2 % over a few
 smooth cells across the image.
 """
 
@@ -72,8 +72,8 @@ def local_change(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Smooth brightness and per-channel gain fields (uneven illumination, thin cloud)."""
     cells = int(rng.integers(2, 6))
-    brightness = smooth_field(rng, image.shape[:2], 1, cells) * (0.05 * strength)
-    gain = np.exp(smooth_field(rng, image.shape[:2], 3, cells) * (0.03 * strength))
+    brightness = smooth_field(rng, image.shape[:2], 1, cells) * (0.03 * strength)
+    gain = np.exp(smooth_field(rng, image.shape[:2], 3, cells) * (0.02 * strength))
     return (image * gain + brightness).astype(np.float32), {"cells": cells}
 
 
