@@ -23,5 +23,9 @@ class OutputExistsError(ChangenError):
     """An output folder already holds files and the caller did not allow overwriting them."""
 
 
+class OutputBusyError(ChangenError):
+    """Another process is writing the same output folder."""
+
+
 class ConfigError(ChangenError):
     """A configuration value is out of range or inconsistent with the data."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from changen.data.lock import output_lock
 from changen.data.readers.base import Reader
 from changen.data.readers.pooled import SourceEntry
 from changen.data.writers import WRITERS
@@ -145,11 +146,18 @@ def generate_dataset(
     run: RunOptions = RunOptions(),
     progress: ProgressSink = SILENT,
 ) -> GenerationResult:
-    """Generate the dataset ``config`` describes into ``out`` (see the module docstring)."""
+    """Generate the dataset ``config`` describes into ``out`` (see the module docstring); one
+    run at a time may write ``out`` (:func:`changen.data.lock.output_lock`)."""
+    with output_lock(out):
+        return _generate(config, Path(out), run, progress)
+
+
+def _generate(
+    config: GenerationConfig, out: Path, run: RunOptions, progress: ProgressSink
+) -> GenerationResult:
     if run.executor not in EXECUTORS:
         raise ConfigError(f"--executor {run.executor!r}: choose one of {', '.join(EXECUTORS)}")
     config.check()
-    out = Path(out)
     source = SourceSpec(
         config.entries(),
         None if config.taxonomy is None else _taxonomy(config.taxonomy),

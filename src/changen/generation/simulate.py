@@ -34,6 +34,7 @@ import numpy as np
 
 from changen.data.atomic import write_text_atomic
 from changen.data.imageio import write_image
+from changen.data.lock import output_lock
 from changen.data.readers.base import Reader
 from changen.engine.progress import SILENT, ProgressSink, track
 from changen.errors import DataError
@@ -142,7 +143,22 @@ def simulate_dataset(
     write_preview: bool = True,
     progress: ProgressSink = SILENT,
 ) -> Counter[str]:
-    """Simulate the first ``limit`` items of ``reader`` into ``out``; return event counts."""
+    """Simulate the first ``limit`` items of ``reader`` into ``out``; return event counts (one
+    run at a time may write ``out``)."""
+    with output_lock(out):
+        return _simulate(reader, process, out, seed, mode, limit, write_preview, progress)
+
+
+def _simulate(
+    reader: Reader[Any],
+    process: ChangeProcess,
+    out: Path,
+    seed: int,
+    mode: UnlabeledMode,
+    limit: int | None,
+    write_preview: bool,
+    progress: ProgressSink,
+) -> Counter[str]:
     n = len(reader) if limit is None else min(limit, len(reader))
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "process.json", json.dumps(process.to_dict(), indent=2) + "\n")

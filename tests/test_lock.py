@@ -1,0 +1,57 @@
+"""One writer per output folder: a second writer is refused with the holder named, a dead
+holder's lock is free, and generate/simulate take it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from changen.data.lock import lock_path, output_lock
+from changen.errors import OutputBusyError
+from changen.generation import RunOptions, generate_dataset
+from fixtures_generation import config
+
+
+def test_second_writer_is_refused_and_names_the_holder(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with output_lock(out):
+        with pytest.raises(OutputBusyError, match=f"in use by pid {os.getpid()}"):
+            with output_lock(out):
+                pass
+    with output_lock(out):
+        pass
+    assert lock_path(out.absolute()).is_file() and not out.exists()
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code = (
+        "import sys, time; from changen.data.lock import output_lock\n"
+        f"with output_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(OutputBusyError, match=f"pid {holder.pid}"):
+            with output_lock(out):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    with output_lock(out):
+        pass
+
+
+@pytest.mark.usefixtures("fake_synthesizers")
+def test_generate_refuses_a_folder_in_use(source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with output_lock(out), pytest.raises(OutputBusyError, match="in use by"):
+        generate_dataset(config(source), out, RunOptions(workers=0, overwrite=True))
+    assert not out.exists()
+    generate_dataset(config(source), out, RunOptions(workers=0))
