@@ -348,3 +348,14 @@ def test_land_cover_creates_by_default_and_warns_when_told_not_to(tmp_path: Path
     free = invoke(world, "--out", tmp_path / "b", "--no-preview", "--placement", "free")
     assert free.exit_code == 0, free.output
     assert "0 create" in free.output and "create never happened" in free.output
+
+
+def test_a_change_dataset_or_a_negative_seed_is_a_one_line_error(tmp_path: Path) -> None:
+    from fixtures_change import build_folder_dataset
+
+    build_folder_dataset(tmp_path / "cd", "levircd", np.random.default_rng(0))
+    result = invoke(tmp_path / "cd", "--out", tmp_path / "out")
+    assert "needs a single-temporal dataset" in str(result.exception)
+    assert not (tmp_path / "out").exists()
+    result = invoke(tmp_path / "cd", "--out", tmp_path / "out", "--seed", "-1")
+    assert result.exit_code == 2 and "--seed" in result.output

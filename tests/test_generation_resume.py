@@ -86,7 +86,9 @@ def test_resume_repairs_a_torn_folder(source: Path, tmp_path: Path) -> None:
 def test_corrupt_shard_manifest_is_reported(source: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     generate_dataset(config(source), out, RunOptions(workers=0))
-    (out / "manifest" / "shard-00001.jsonl").write_text('{"index": 3}\n')
+    (out / "manifest" / "shard-00001.jsonl").write_text(
+        '{"index": 3, "name": "x", "status": "ok", "outputs": []}\n'
+    )
     with pytest.raises(DataError, match=r"shard-00001\.jsonl: rows do not cover shard 1"):
         generate_dataset(config(source), out, RunOptions(workers=0, resume=True))
 
@@ -126,3 +128,13 @@ def test_killed_run_resumes_to_the_uninterrupted_dataset(tmp_path: Path) -> None
     assert run.wait(timeout=300) == 0, run.communicate()[0].decode()
     assert dataset_files(out) == dataset_files(reference)
     assert json.loads((out / "manifest.json").read_text())["counts"]["samples"] == 32
+
+
+def test_manifest_rows_missing_keys_are_a_one_line_error(tmp_path: Path) -> None:
+    from changen.errors import DataError
+    from changen.generation.shards import read_rows
+
+    (tmp_path / "manifest").mkdir()
+    (tmp_path / "manifest" / "shard-00000.jsonl").write_text('{"name": "x"}\n')
+    with pytest.raises(DataError, match="row 1 lacks index, status, outputs"):
+        read_rows(tmp_path)

@@ -19,10 +19,9 @@ from fixtures_generation import config
 
 def test_second_writer_is_refused_and_names_the_holder(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with output_lock(out):
-        with pytest.raises(OutputBusyError, match=f"in use by pid {os.getpid()}"):
-            with output_lock(out):
-                pass
+    busy = pytest.raises(OutputBusyError, match=f"in use by pid {os.getpid()}")
+    with output_lock(out), busy, output_lock(out):
+        pass
     with output_lock(out):
         pass
     assert lock_path(out.absolute()).is_file() and not out.exists()
@@ -37,9 +36,8 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with pytest.raises(OutputBusyError, match=f"pid {holder.pid}"):
-            with output_lock(out):
-                pass
+        with pytest.raises(OutputBusyError, match=f"pid {holder.pid}"), output_lock(out):
+            pass
     finally:
         holder.kill()
         holder.wait()

@@ -116,13 +116,9 @@ def test_style_moves_colour_statistics_towards_a_donor() -> None:
     donor = np.zeros_like(image)
     donor[..., 2] = 200
     bank = DonorBank.from_images([donor])
-    out, params = Nuisance(only("style"), donors=bank).apply(
-        image, mask, np.random.default_rng(0)
-    )
+    out, params = Nuisance(only("style"), donors=bank).apply(image, mask, np.random.default_rng(0))
     target = bank.stats[0, 0]
-    assert np.linalg.norm(lab_stats(out)[0] - target) < np.linalg.norm(
-        lab_stats(image)[0] - target
-    )
+    assert np.linalg.norm(lab_stats(out)[0] - target) < np.linalg.norm(lab_stats(image)[0] - target)
     assert params["style"]["donor"] == 0
     assert Nuisance(only("style")).apply(image, mask, np.random.default_rng(0))[1] == {}
 

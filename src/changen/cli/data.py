@@ -75,7 +75,7 @@ def sample_world(
     out: Path = typer.Option(..., help="Output folder."),
     n: int = typer.Option(16, help="Number of scenes."),
     size: int = typer.Option(256, help="Scene size in pixels."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = typer.Option(0, min=0, help="Random seed."),
     pairs: bool = typer.Option(False, help="Write true change pairs (LEVIR-CD layout)."),
     overwrite: bool = typer.Option(False, help="Allow writing into a non-empty folder."),
 ) -> None:

@@ -89,7 +89,7 @@ def demo(
     ),
     n: int = typer.Option(24, min=1, help="Sample-world scenes to generate from."),
     size: int = typer.Option(128, min=32, help="Scene size in pixels (a multiple of 32)."),
-    seed: int = typer.Option(0, help="Seed of the scenes and of the generation."),
+    seed: int = typer.Option(0, min=0, help="Seed of the scenes and of the generation."),
     workers: int = typer.Option(1, min=0, help="Processes for reading and events."),
     overwrite: bool = typer.Option(False, help="Replace what --out holds."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),

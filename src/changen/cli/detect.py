@@ -53,7 +53,7 @@ LR = typer.Option(None, help="Base learning rate. (default: 0.03 for sgd, 1e-4 f
 OPTIMIZER = typer.Option("sgd", help="sgd (momentum 0.9) or adamw; poly(0.9) schedule.")
 WEIGHT_DECAY = typer.Option(None, help="Weight decay. (default: 1e-4 for sgd, 0.01 for adamw)")
 PRECISION = typer.Option("fp32", help="fp32 or bf16 (autocast).")
-SEED = typer.Option(0, help="Seed of initialisation, subset, pairing and augmentation.")
+SEED = typer.Option(0, min=0, help="Seed of initialisation, subset, pairing and augmentation.")
 FRACTION = typer.Option(1.0, help="Train on this deterministic fraction of the data (0.05).")
 VAL = typer.Option(None, help="Change dataset evaluated after every epoch and at the end.")
 VAL_FORMAT = typer.Option(None, help="Force the --val format.")

@@ -80,7 +80,7 @@ def generate(
     steps: int | None = typer.Option(
         None, help="Time steps T; T > 1 also writes the series. (default: 1)"
     ),
-    seed: int = typer.Option(0, help="Seed; sample i draws from SeedSequence((seed, i))."),
+    seed: int = typer.Option(0, min=0, help="Seed; sample i draws from SeedSequence((seed, i))."),
     layout: str = typer.Option("levircd", help="Output layout: levircd, second or geotiff."),
     events: str | None = options.EVENTS,
     count: str | None = options.COUNT,

@@ -30,7 +30,7 @@ def simulate(
     kernel: Path | None = options.KERNEL,
     placement: str | None = options.PLACEMENT,
     within: str | None = options.WITHIN,
-    seed: int = typer.Option(0, help="Random seed; see docs/architecture.md#seeding."),
+    seed: int = typer.Option(0, min=0, help="Random seed; see docs/architecture.md#seeding."),
     format: str | None = typer.Option(None, "--format", "-f", help="Force the source format."),
     taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the source masks."),
     limit: int | None = typer.Option(None, min=1, help="Simulate only the first N items."),
@@ -57,6 +57,11 @@ def simulate(
         raise ConfigError(f"--unlabeled {unlabeled!r}: choose one of {', '.join(UNLABELED_MODES)}")
     check_output_dir(out, overwrite)
     reader = open_dataset(source, format=format, taxonomy=taxonomy)
+    if reader.kind != "scene":
+        raise ConfigError(
+            f"{source}: simulate needs a single-temporal dataset (images + masks), got a "
+            f"{reader.kind} dataset ({reader.format}); generate reads change datasets' t1 side"
+        )
     process = options.change_process(
         events,
         reader.taxonomy,

@@ -106,7 +106,7 @@ def generator(
     kernel: Path | None = options.KERNEL,
     placement: str | None = options.PLACEMENT,
     within: str | None = options.WITHIN,
-    seed: int | None = typer.Option(None, help="Random seed. (default: 0)"),
+    seed: int | None = typer.Option(None, min=0, help="Random seed. (default: 0)"),
     accelerator: str | None = options.ACCELERATOR,
     devices: str | None = options.DEVICES,
     num_nodes: int | None = options.NUM_NODES,

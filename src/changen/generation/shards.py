@@ -72,14 +72,26 @@ def read_rows(root: Path) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["index"])
 
 
+ROW_KEYS = ("index", "name", "status", "outputs")
+"""Keys every manifest row has, whatever the version that wrote it."""
+
+
 def _read_shard(path: Path) -> list[dict[str, Any]]:
     try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     except (OSError, ValueError) as e:
         raise DataError(
             f"{path}: unreadable shard manifest ({e}); delete it and rerun with --resume "
             f"to regenerate that shard"
         ) from None
+    for n, row in enumerate(rows, start=1):
+        missing = [k for k in ROW_KEYS if not isinstance(row, dict) or k not in row]
+        if missing:
+            raise DataError(
+                f"{path}: row {n} lacks {', '.join(missing)}; not a changen manifest or damaged "
+                f"— delete the shard and rerun generate with --resume"
+            )
+    return rows
 
 
 def read_run_config(root: Path) -> dict[str, Any] | None:

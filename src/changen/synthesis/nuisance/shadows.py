@@ -25,9 +25,7 @@ def cast_shadows(
     length_factor = rng.uniform(0.2, 0.5) * strength
     if not created.any():
         return image, {}
-    count, _, stats, _ = cv2.connectedComponentsWithStats(
-        created.astype(np.uint8), connectivity=8
-    )
+    count, _, stats, _ = cv2.connectedComponentsWithStats(created.astype(np.uint8), connectivity=8)
     diameter = float(np.median(np.sqrt(stats[1:, cv2.CC_STAT_AREA])))
     length = length_factor * diameter
     dx, dy = float(length * np.cos(azimuth)), float(length * np.sin(azimuth))
