@@ -127,3 +127,22 @@ def test_resume_check_allows_runtime_settings_only(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"run\.precision"):
         bf16 = {**faster, "run": RunConfig(precision="bf16").to_dict()}
         check_resume(bf16, saved, ("steps", "run"), tmp_path)
+
+
+def test_truncated_or_mismatched_weights_are_one_line_errors(tmp_path: Path) -> None:
+    from torch import nn
+
+    from changen.engine.checkpoint import load_weights, read_safetensors
+    from changen.errors import DataError
+
+    model = nn.Linear(3, 2)
+    from safetensors.torch import save_file
+
+    save_file(model.state_dict(), tmp_path / "model.safetensors")
+    assert set(read_safetensors(tmp_path / "model.safetensors")) == {"weight", "bias"}
+    with pytest.raises(DataError, match="do not fit the model"):
+        load_weights(tmp_path, {"model": nn.Linear(4, 2)})
+    data = (tmp_path / "model.safetensors").read_bytes()
+    (tmp_path / "model.safetensors").write_bytes(data[:20])
+    with pytest.raises(DataError, match="truncated or damaged"):
+        load_weights(tmp_path, {"model": model})

@@ -44,7 +44,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
 
 from changen import __version__
@@ -61,7 +60,13 @@ from changen.detectors.data import (
     subset_indices,
 )
 from changen.detectors.evaluate import SCORE_NAMES, EvalResult, evaluate_detector
-from changen.engine.checkpoint import load_config, load_state, load_weights, unwrap
+from changen.engine.checkpoint import (
+    load_config,
+    load_state,
+    load_weights,
+    read_safetensors,
+    unwrap,
+)
 from changen.engine.config import RunConfig, make_fabric
 from changen.engine.data import make_loader
 from changen.engine.metrics import MetricsLog
@@ -242,7 +247,7 @@ def init_weights(model: nn.Module, path: str | Path) -> list[str]:
     except the semantic head, which is kept fresh when its shape differs. Returns the keys
     left at their initial values."""
     folder = resolve_checkpoint(path)
-    weights = load_file(str(folder / "model.safetensors"))
+    weights = read_safetensors(folder / "model.safetensors")
     own = unwrap(model).state_dict()
     usable = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
     fresh = sorted(k for k in own if k not in usable)

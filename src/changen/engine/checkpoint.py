@@ -89,6 +89,18 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise DataError(f"{file}: unreadable checkpoint config ({e})") from None
 
 
+def read_safetensors(file: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint's ``.safetensors`` file; a truncated or foreign file is a
+    one-line :class:`DataError`."""
+    try:
+        return load_file(str(file))
+    except Exception as e:  # safetensors raises its own error types for damaged headers
+        raise DataError(
+            f"{file}: not a readable safetensors file ({type(e).__name__}: {e}); the checkpoint "
+            f"is truncated or damaged — copy it again or retrain"
+        ) from None
+
+
 def load_weights(
     path: str | os.PathLike[str], models: dict[str, nn.Module], strict: bool = True
 ) -> None:
@@ -97,7 +109,14 @@ def load_weights(
         file = Path(path) / f"{name}.safetensors"
         if not file.is_file():
             raise DataError(f"{path}: checkpoint has no weights for {name!r} ({file.name})")
-        unwrap(module).load_state_dict(load_file(str(file)), strict=strict)
+        try:
+            unwrap(module).load_state_dict(read_safetensors(file), strict=strict)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise DataError(
+                f"{file}: weights do not fit the model its config.json describes ({first}); "
+                f"the checkpoint's files come from different runs"
+            ) from None
 
 
 def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
