@@ -130,14 +130,12 @@ def test_resume_check_allows_runtime_settings_only(tmp_path: Path) -> None:
 
 
 def test_truncated_or_mismatched_weights_are_one_line_errors(tmp_path: Path) -> None:
-    from torch import nn
+    from safetensors.torch import save_file
 
     from changen.engine.checkpoint import load_weights, read_safetensors
     from changen.errors import DataError
 
     model = nn.Linear(3, 2)
-    from safetensors.torch import save_file
-
     save_file(model.state_dict(), tmp_path / "model.safetensors")
     assert set(read_safetensors(tmp_path / "model.safetensors")) == {"weight", "bias"}
     with pytest.raises(DataError, match="do not fit the model"):
