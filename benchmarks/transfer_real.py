@@ -18,10 +18,12 @@ few-shot arms, a few of its pairs are fine-tuned on).
    the other real pairs; a **scratch** arm trains the same fine-tuning from random weights.
 
 Prints (and writes to ``OUT/transfer.json``) the settings, per-seed scores (precision,
-recall, F1, IoU over the split's pixels) and mean ± std over seeds; ``OUT/transfer.md`` has the
-table and ``OUT/overlays.png`` the zero-shot predictions of the best arm on a few real crops
-(green: true change found, red: false alarm, blue: missed). Whatever the numbers show, they are
-reported as they are.
+recall, F1, IoU over the split's pixels at threshold 0.5, and the threshold-free pixel ROC-AUC
+of the zero-shot detector) and mean ± std over seeds, beside the trivial "everything changed"
+detector; ``OUT/transfer.md`` has the table and ``OUT/overlays.png`` the zero-shot predictions
+of the arm with the best AUROC on a few real crops (green: true change found, red: false alarm,
+blue: missed). ``--merge`` combines work folders run apart (arms or seeds in parallel).
+Whatever the numbers show, they are reported as they are.
 
     .venv/bin/python benchmarks/transfer_real.py --out /tmp/transfer [--gan RUN] [--quick]
 """
@@ -128,6 +130,21 @@ def scores(model: torch.nn.Module, dataset: ChangePairDataset) -> dict[str, floa
     return {k: round(float(getattr(result.scores, k)), 4) for k in SCORE_NAMES}
 
 
+def auroc(model: torch.nn.Module, test: Path) -> float:
+    """Pixel ROC-AUC of the change probability over all real pairs (threshold-free: 0.5 is
+    chance, whatever the detector's calibration)."""
+    from torchmetrics.classification import BinaryAUROC
+
+    metric = BinaryAUROC(thresholds=200)
+    for sample in open_dataset(test):
+        prob = predict_change(model, sample.t1_image, sample.t2_image)
+        keep = sample.change_mask != 255
+        metric.update(
+            torch.from_numpy(prob[keep]), torch.from_numpy(sample.change_mask[keep].astype(int))
+        )
+    return round(float(metric.compute()), 4)
+
+
 def run_seed(args: argparse.Namespace, seed: int, root: Path) -> dict[str, Any]:
     """Every arm (pre-train, zero-shot, fine-tune) and the scratch arm for one seed."""
     real = open_dataset(args.test)
@@ -148,7 +165,7 @@ def run_seed(args: argparse.Namespace, seed: int, root: Path) -> dict[str, Any]:
             root / "runs" / f"seed{seed}" / name,
         )
         model, _ = load_detector(pre.checkpoint)
-        zero = scores(model, all_real)
+        zero = {**scores(model, all_real), "auroc": auroc(model, args.test)}
         fine = train_detector(
             detector_config(args, seed, args.finetune_steps, **tune),
             real,
@@ -174,6 +191,18 @@ def run_seed(args: argparse.Namespace, seed: int, root: Path) -> dict[str, Any]:
     return out
 
 
+def all_changed(test: Path) -> dict[str, float]:
+    """Scores of the trivial detector that marks every pixel changed (precision = the share of
+    changed pixels): what a detector that learnt "any difference is change" scores."""
+    changed = total = 0
+    for sample in open_dataset(test):
+        keep = sample.change_mask != 255
+        changed += int((sample.change_mask[keep] == 1).sum())
+        total += int(keep.sum())
+    precision = changed / total
+    return {"precision": round(precision, 4), "f1": round(2 * precision / (1 + precision), 4)}
+
+
 def summarise(per_seed: dict[int, dict[str, Any]]) -> dict[str, dict[str, dict[str, str]]]:
     """``mean ± std`` over seeds of every arm, phase and score (sample std; 0 for one seed)."""
     first = next(iter(per_seed.values()))
@@ -196,13 +225,14 @@ def summarise(per_seed: dict[int, dict[str, Any]]) -> dict[str, dict[str, dict[s
 def table(summary: dict[str, dict[str, dict[str, str]]]) -> str:
     """The Markdown table of zero-shot and fine-tuned scores per arm."""
     lines = [
-        "| arm | zero-shot P | zero-shot R | zero-shot F1 | zero-shot IoU | fine-tuned F1 (held) |",
-        "|---|---|---|---|---|---|",
+        "| arm | zero-shot P | zero-shot R | zero-shot F1 | zero-shot IoU | zero-shot AUROC "
+        "| fine-tuned F1 (held) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for arm, phases in summary.items():
         z = phases.get("zero_shot", {})
         f = phases.get("finetuned_held", {})
-        cells = [z.get(k, "–") for k in ("precision", "recall", "f1", "iou")]
+        cells = [z.get(k, "–") for k in ("precision", "recall", "f1", "iou", "auroc")]
         lines.append(f"| {arm} | {' | '.join(cells)} | {f.get('f1', '–')} |")
     return "\n".join(lines)
 
@@ -287,7 +317,7 @@ def main() -> None:
     summary = summarise(per_seed)
     best = max(
         (a for a in summary if "zero_shot" in summary[a]),
-        key=lambda a: statistics.mean(per_seed[s][a]["zero_shot"]["f1"] for s in per_seed),
+        key=lambda a: statistics.mean(per_seed[s][a]["zero_shot"]["auroc"] for s in per_seed),
     )
     seed = next(iter(per_seed))
     run = runs[best] / "runs" / f"seed{seed}" / best
@@ -298,6 +328,7 @@ def main() -> None:
         "per_seed": per_seed,
         "mean_std": summary,
         "best_zero_shot_arm": best,
+        "all_changed_baseline": all_changed(args.test),
         "machine": {
             "cpus": os.cpu_count(),
             "torch_threads": args.threads,
@@ -309,7 +340,10 @@ def main() -> None:
     }
     text = json.dumps(report, indent=2, ensure_ascii=False)
     (args.out / "transfer.json").write_text(text + "\n")
-    (args.out / "transfer.md").write_text(table(summary) + "\n")
+    trivial = all_changed(args.test)
+    p, f1 = trivial["precision"], trivial["f1"]
+    row = f"| all changed (trivial) | {p:.3f} | 1.000 | {f1:.3f} | {p:.3f} | 0.500 | – |"
+    (args.out / "transfer.md").write_text(table(summary) + "\n" + row + "\n")
     print(text)
 
 
@@ -322,7 +356,14 @@ def merged(
     specs: dict[str, Any] = {}
     for folder in folders:
         report = json.loads((folder / "transfer.json").read_text())
+        test = Path(report["settings"]["test"])
         for seed, results in report["per_seed"].items():
+            for arm, result in results.items():
+                if isinstance(result, dict) and "auroc" not in result.get(
+                    "zero_shot", {"auroc": 0}
+                ):
+                    model, _ = load_detector(folder / "runs" / f"seed{seed}" / arm)
+                    result["zero_shot"]["auroc"] = auroc(model, test)
             per_seed.setdefault(int(seed), {}).update(results)
         runs.update(dict.fromkeys(report["arms"], folder))
         specs.update(report["arms"])
