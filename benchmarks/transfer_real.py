@@ -313,14 +313,15 @@ def main() -> None:
         os.nice(10)
         torch.set_num_threads(args.threads)
         per_seed = {seed: run_seed(args, seed, args.out) for seed in args.seeds}
-        runs, arm_specs = {a: args.out for a in arms(args)}, arms(args)
+        runs = {(seed, a): args.out for seed in per_seed for a in arms(args)}
+        arm_specs = arms(args)
     summary = summarise(per_seed)
     best = max(
         (a for a in summary if "zero_shot" in summary[a]),
         key=lambda a: statistics.mean(per_seed[s][a]["zero_shot"]["auroc"] for s in per_seed),
     )
     seed = next(iter(per_seed))
-    run = runs[best] / "runs" / f"seed{seed}" / best
+    run = runs[(seed, best)] / "runs" / f"seed{seed}" / best
     overlays(args.test, run, best, args.out / "overlays.png")
     report = {
         "settings": json.loads(json.dumps(vars(args), default=str)),
@@ -349,10 +350,10 @@ def main() -> None:
 
 def merged(
     folders: list[Path],
-) -> tuple[dict[int, dict[str, Any]], dict[str, Path], dict[str, Any]]:
-    """Per-seed results, the work folder of each arm and the arm specs of several runs."""
+) -> tuple[dict[int, dict[str, Any]], dict[tuple[int, str], Path], dict[str, Any]]:
+    """Per-seed results, the work folder of each (seed, arm) and the arm specs of several runs."""
     per_seed: dict[int, dict[str, Any]] = {}
-    runs: dict[str, Path] = {}
+    runs: dict[tuple[int, str], Path] = {}
     specs: dict[str, Any] = {}
     for folder in folders:
         report = json.loads((folder / "transfer.json").read_text())
@@ -365,7 +366,7 @@ def merged(
                     model, _ = load_detector(folder / "runs" / f"seed{seed}" / arm)
                     result["zero_shot"]["auroc"] = auroc(model, test)
             per_seed.setdefault(int(seed), {}).update(results)
-        runs.update(dict.fromkeys(report["arms"], folder))
+            runs.update({(int(seed), arm): folder for arm in report["arms"]})
         specs.update(report["arms"])
     return per_seed, runs, specs
 

@@ -53,3 +53,12 @@ def test_generate_refuses_a_folder_in_use(source: Path, tmp_path: Path) -> None:
         generate_dataset(config(source), out, RunOptions(workers=0, overwrite=True))
     assert not out.exists()
     generate_dataset(config(source), out, RunOptions(workers=0))
+
+
+def test_an_unwritable_place_is_a_one_line_error(tmp_path: Path) -> None:
+    from changen.errors import DataError
+
+    (tmp_path / "file").write_text("not a folder")
+    refused = pytest.raises(DataError, match=r"cannot write the dataset \(Not a directory\)")
+    with refused, output_lock(tmp_path / "file" / "out"):
+        pass

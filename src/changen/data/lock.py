@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from changen.errors import OutputBusyError
+from changen.errors import DataError, OutputBusyError
 
 
 def lock_path(out: Path) -> Path:
@@ -29,8 +29,14 @@ def lock_path(out: Path) -> Path:
 def output_lock(out: str | os.PathLike[str]) -> Iterator[None]:
     """Hold ``out``'s writer lock, or raise :class:`OutputBusyError` naming its holder."""
     out = Path(out).absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path(out), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path(out), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        reason = "Not a directory" if isinstance(e, FileExistsError) else e.strerror or str(e)
+        raise DataError(
+            f"{out}: cannot write the dataset ({reason}); choose a writable output folder"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
