@@ -282,7 +282,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="Source items per dataset.")
     parser.add_argument("--model", default="fc_siam_diff")
     parser.add_argument("--backbone", default=None)
-    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--finetune-steps", type=int, default=100)
     parser.add_argument("--few", type=int, default=3, help="Real pairs to fine-tune on.")
     parser.add_argument("--batch-size", type=int, default=8)
