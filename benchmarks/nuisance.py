@@ -122,7 +122,7 @@ def main() -> None:
         grid = make_grid(rows, titles=["image", *configs], cell=160)
         args.grid.parent.mkdir(parents=True, exist_ok=True)
         if args.grid.suffix.lower() in (".jpg", ".jpeg"):
-            cv2.imwrite(str(args.grid), grid[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+            cv2.imwrite(str(args.grid), grid[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 70])
         else:
             save_png(args.grid, grid)
         report["grid"] = str(args.grid)
