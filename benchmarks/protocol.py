@@ -114,7 +114,7 @@ def _scores(result: Any) -> dict[str, float]:
 
 
 def _step_time(result: TrainResult) -> float:
-    times = [row["sec_per_step"] for _, row in result.history if "sec_per_step" in row]
+    times = [row["s_per_step"] for _, row in result.history if "s_per_step" in row]
     return statistics.median(times) if times else float("nan")
 
 

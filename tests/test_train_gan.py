@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import shutil
 import sys
 import types
 from pathlib import Path
@@ -399,3 +401,44 @@ def test_trains_on_real_tiles(
     assert (tmp_path / "run/samples/step-2.png").is_file()
     rows = read_metrics(tmp_path / "run/metrics.csv")
     assert len(rows) == 2 and all(np.isfinite(list(r.values())).all() for _, r in rows)
+
+
+def _crash_after(run: Path, step: int) -> None:
+    """Leave ``run`` as a run killed after its ``step-<step>`` checkpoint: newer checkpoints
+    and ``last/`` are gone (their metrics rows stay, as a killed run leaves them)."""
+    for path in (run / "checkpoints").iterdir():
+        if path.name != f"step-{step}":
+            shutil.rmtree(path)
+
+
+def test_resume_after_a_crash_logs_the_same_rows_and_rng(
+    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkpoints (every 3) fall inside a logging window (every 4): the window travels in the
+    checkpoint, and the global RNG states at step 4 are those the run had before the crash."""
+    seen: list[tuple[torch.Tensor, tuple, int]] = []
+    update = GanTrainer.update
+
+    def recording(self):
+        seen.append((torch.get_rng_state(), random.getstate(), int(np.random.randint(1 << 30))))
+        return update(self)
+
+    monkeypatch.setattr(GanTrainer, "update", recording)
+    run = RunConfig(accelerator="cpu", log_every=4, save_every=3, keep=5)
+    straight = train_generator(tiny(world, steps=6, run=run), tmp_path / "a")
+    seen.clear()
+    train_generator(tiny(world, steps=6, run=run), tmp_path / "b")
+    before_crash = list(seen)
+    _crash_after(tmp_path / "b", 3)
+    seen.clear()
+    resumed = train_generator(resume_config(tmp_path / "b"), tmp_path / "b", resume=True)
+    assert resumed.step == straight.step == 6
+    rows_a, rows_b = (read_metrics(tmp_path / r / "metrics.csv") for r in "ab")
+    assert [s for s, _ in rows_b] == [s for s, _ in rows_a] == [4, 6]
+    for (_, ra), (_, rb) in zip(rows_a, rows_b, strict=True):
+        assert {k: v for k, v in ra.items() if k != "s_per_step"} == {
+            k: v for k, v in rb.items() if k != "s_per_step"
+        }
+    torch_a, python_a, numpy_a = before_crash[3]
+    torch_b, python_b, numpy_b = seen[0]
+    assert torch.equal(torch_a, torch_b) and python_a == python_b and numpy_a == numpy_b

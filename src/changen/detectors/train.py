@@ -36,12 +36,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -69,6 +68,7 @@ from changen.engine.checkpoint import (
 )
 from changen.engine.config import RunConfig, make_fabric
 from changen.engine.data import make_loader
+from changen.engine.loop import Periodic, TrainTask, Window, mean_over_processes, run_loop
 from changen.engine.metrics import MetricsLog
 from changen.engine.progress import SILENT, ProgressSink
 from changen.engine.run import (
@@ -393,19 +393,14 @@ def train_detector(
         )
 
 
-def _due(step: int, every: int, epoch_done: bool, end: bool) -> bool:
-    """Whether a periodic action runs now: every ``every`` steps (0: at each epoch end), and
-    always at the end."""
-    return end or (step % every == 0 if every else epoch_done)
-
-
 def _rng_devices(fabric: Any) -> list[int]:
     device = fabric.device
     return [device.index or 0] if device.type == "cuda" else []
 
 
-class _Trainer:
-    """The state of one training run; :meth:`run` is the loop."""
+class _Trainer(TrainTask):
+    """The state of one training run: the detectors' :class:`~changen.engine.loop.TrainTask`
+    (:meth:`run` hands it to the engine's loop)."""
 
     def __init__(
         self,
@@ -427,8 +422,9 @@ class _Trainer:
         )
         self.total = config.steps or (config.epochs or 1) * len(self.sampler)
         self.step = self.epoch = self.position = 0
-        self.log: MetricsLog | None = None
+        self._epoch_done = False
         self.last_val: EvalResult | None = None
+        self.loop_state: dict[str, Any] = {}
 
     @property
     def is_main(self) -> bool:
@@ -448,16 +444,17 @@ class _Trainer:
             init_weights(model, init)
         if fabric.world_size > 1 and fabric.device.type == "cuda":  # SyncBN is GPU-only
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model, optimizer = fabric.setup(model, _optimizer(config, model))
+        self.model, self.optimizer = fabric.setup(model, _optimizer(config, model))
         if resume:
-            self._restore(model, optimizer)
+            self._restore()
         elif self.is_main:
             record = {"train": config.to_dict(), "init": None if init is None else str(init)}
             write_text_atomic(
                 self.out / "config.json", json.dumps(record | sources, indent=2) + "\n"
             )
+        log = None
         if self.is_main:
-            self.log = MetricsLog(
+            log = MetricsLog(
                 self.out / "metrics.csv",
                 plot=self.out / "curves.png",
                 resume_step=self.step if resume else None,
@@ -467,81 +464,75 @@ class _Trainer:
             make_loader(self.dataset, self.sampler, config.run.workers, config.seed),
             use_distributed_sampler=False,
         )
-        model.train()
-        window: list[dict[str, float]] = []
-        advance = (progress if self.is_main else SILENT).task("train", self.total, self.step)
-        while self.step < self.total:
-            self.sampler.set_epoch(self.epoch, self.position)
-            self.dataset.set_epoch(self.epoch)
-            tick = time.perf_counter()
-            for batch in loader:
-                lr = _poly(config, self.step, self.total)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                loss, parts = detector_loss(model(batch["t1"], batch["t2"]), batch, config)
-                optimizer.zero_grad(set_to_none=True)
-                fabric.backward(loss)
-                optimizer.step()
-                self.step += 1
-                self.position += 1
-                window.append(parts | {"lr": lr, "sec_per_step": time.perf_counter() - tick})
-                advance(1, {"loss": parts["loss"]})
-                if self._after_step(model, optimizer, window):
-                    break
-                tick = time.perf_counter()
+        self.batches = self._epochs(loader)
+        self.model.train()
+        periodic = [] if self.val is None else [Periodic(config.validate_every, self._validate)]
+        run_loop(
+            self,
+            self.total,
+            config.run,
+            log=log,
+            advance=(progress if self.is_main else SILENT).task("train", self.total, self.step),
+            periodic=periodic,
+            window=Window.from_state(self.loop_state.get("window")),
+            reduce=mean_over_processes(fabric),
+        )
         history = []
-        if self.log is not None:
-            self.log.close()
-            history = self.log.rows
+        if log is not None:
+            log.close()
+            history = log.rows
         return TrainResult(latest_checkpoint(self.out), self.step, history, self.last_val)
 
-    def _after_step(
-        self, model: nn.Module, optimizer: torch.optim.Optimizer, window: list[dict[str, float]]
-    ) -> bool:
-        """Bookkeeping after an optimiser step: position, log, validation, checkpoint.
-        Returns whether training is over (the logged ``window`` is emptied)."""
-        config = self.config
-        epoch_done = self.position == len(self.sampler)
-        if epoch_done:
+    def _epochs(self, loader: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """Batches epoch after epoch, from the current position of the current epoch."""
+        while True:
+            self.sampler.set_epoch(self.epoch, self.position)
+            self.dataset.set_epoch(self.epoch)
+            yield from loader
+
+    def update(self) -> dict[str, float]:
+        """One optimiser step at the poly learning rate; moves the epoch position on."""
+        batch = next(self.batches)
+        lr = _poly(self.config, self.step, self.total)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss, parts = detector_loss(self.model(batch["t1"], batch["t2"]), batch, self.config)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.fabric.backward(loss)
+        self.optimizer.step()
+        self.step += 1
+        self.position += 1
+        self._epoch_done = self.position == len(self.sampler)
+        if self._epoch_done:
             self.epoch, self.position = self.epoch + 1, 0
-        end = self.step >= self.total
-        if self.step % config.run.log_every == 0 or end:
-            self._log_train(window)
-            window.clear()
-        if self.val is not None and _due(self.step, config.validate_every, epoch_done, end):
-            self._validate(model, self.val)
-        if _due(self.step, config.run.save_every, epoch_done, end):
-            self._save(model, optimizer)
-        return end
+        return parts | {"lr": lr}
 
-    def _log_train(self, window: list[dict[str, float]]) -> None:
-        if not window or self.log is None:
-            return
-        keys = list(dict.fromkeys(k for parts in window for k in parts))
-        means = {k: float(np.mean([p[k] for p in window if k in p])) for k in keys}
-        self.log.log(self.step, **means)
+    def at_boundary(self) -> bool:
+        return self._epoch_done
 
-    def _validate(self, model: nn.Module, val: ChangePairDataset) -> None:
-        if self.is_main:
+    def _validate(self, step: int) -> dict[str, float] | None:
+        """Scores on the validation set (rank 0 evaluates, the others wait)."""
+        row = None
+        if self.is_main and self.val is not None:
             result = evaluate_detector(
-                unwrap(model),
-                val,
+                unwrap(self.model),
+                self.val,
                 batch_size=self.config.eval_batch_size,
                 device=self.fabric.device,
                 precision=self.config.run.precision,
                 threshold=self.config.threshold,
             )
             self.last_val = result
-            if self.log is not None:
-                scores = asdict(result.scores)
-                self.log.log(self.step, **{f"val_{k}": scores[k] for k in SCORE_NAMES})
+            scores = asdict(result.scores)
+            row = {f"val_{k}": float(scores[k]) for k in SCORE_NAMES}
         self.fabric.barrier()
+        return row
 
-    def _checkpoint_config(self, model: nn.Module) -> dict[str, Any]:
+    def _checkpoint_config(self) -> dict[str, Any]:
         return {
             "kind": KIND,
             "model": self.config.model,
-            "model_config": unwrap(model).config,
+            "model_config": unwrap(self.model).config,
             "seg": {"num_classes": self.seg.num_classes, "lut": self.seg.lut.tolist()},
             "taxonomy": self.dataset.reader.taxonomy.to_dict(),
             "train": self.config.to_dict(),
@@ -550,25 +541,28 @@ class _Trainer:
             "changen_version": __version__,
         }
 
-    def _save(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    def save(self, loop_state: dict[str, Any]) -> None:
         if self.is_main:
             state = {
-                "optimizer": optimizer.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
                 "step": self.step,
                 "epoch": self.epoch,
                 "position": self.position,
                 "rng": capture_rng(),
+                "loop": loop_state,
             }
-            config = self._checkpoint_config(model)
-            save_step(self.out, self.step, {"model": model}, config, state, self.config.run.keep)
+            config = self._checkpoint_config()
+            models = {"model": self.model}
+            save_step(self.out, self.step, models, config, state, self.config.run.keep)
         self.fabric.barrier()
 
-    def _restore(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    def _restore(self) -> None:
         folder = latest_checkpoint(self.out)
         saved = load_config(folder).get("train", {})
         check_resume(self.config.to_dict(), saved, RUNTIME_SETTINGS, self.out)
-        load_weights(folder, {"model": model})
+        load_weights(folder, {"model": self.model})
         state = load_state(folder)
-        optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        self.loop_state = state.get("loop", {})
         restore_rng(state["rng"])

@@ -1,4 +1,4 @@
-"""The DataLoader every trainer uses, and the loop's small helpers.
+"""The DataLoader every trainer uses, and how a worker's user error comes back.
 
 Batches come from a batch sampler (each family's decides the order, from seeds); the loader's
 own ``generator`` keeps it from drawing worker seeds from the global torch RNG (a resumed run
@@ -57,8 +57,3 @@ def next_batch(batches: Iterator[T]) -> T:
         if "Original Traceback" not in text:
             raise
         raise type(e)(text.splitlines()[-1].split(": ", 1)[-1]) from None
-
-
-def every(step: int, period: int) -> bool:
-    """Whether a periodic action (period 0: never) is due at ``step``."""
-    return period > 0 and step % period == 0

@@ -43,7 +43,6 @@ import dataclasses
 import importlib
 import json
 import os
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +61,8 @@ from changen.data.output import check_output_dir
 from changen.data.readers import open_dataset
 from changen.engine.checkpoint import load_config, load_state, load_weights, unwrap
 from changen.engine.config import make_fabric
-from changen.engine.data import every, make_loader, next_batch
+from changen.engine.data import make_loader, next_batch
+from changen.engine.loop import Periodic, TrainTask, Window, mean_over_processes, run_loop
 from changen.engine.metrics import MetricsLog
 from changen.engine.progress import SILENT, ProgressSink
 from changen.engine.run import capture_rng, latest_checkpoint, restore_rng, save_step
@@ -132,11 +132,13 @@ def d_accuracy(logits: Tensor, mask: Tensor, real: bool) -> Tensor:
     return hits.sum() / valid.sum().clamp(min=1)
 
 
-class GanTrainer:
-    """Networks, optimizers, EMA and data of one run, set up on ``fabric``.
+class GanTrainer(TrainTask):
+    """Networks, optimizers, EMA and data of one run, set up on ``fabric``: the GAN's
+    :class:`~changen.engine.loop.TrainTask`.
 
-    ``checkpoint`` (a checkpoint folder) resumes a run from its step. The step methods are
-    public so that tests and notebooks can drive them one by one.
+    ``checkpoint`` (a checkpoint folder) resumes a run from its step; ``run`` is the run
+    folder :meth:`save` writes into. The step methods are public so that tests and notebooks
+    can drive them one by one.
     """
 
     def __init__(
@@ -145,9 +147,11 @@ class GanTrainer:
         fabric: Fabric,
         *,
         checkpoint: Path | None = None,
+        run: Path | None = None,
     ) -> None:
         self.config = config
         self.fabric = fabric
+        self.run = run
         reader = open_dataset(config.data, format=config.format, taxonomy=config.taxonomy)
         self.taxonomy = reader.taxonomy
         if config.events is None:
@@ -186,6 +190,9 @@ class GanTrainer:
         self.discriminator, self.opt_d = fabric.setup(discriminator, opt_d)
         self.ema = fabric.to_device(ema)
         self.ema_updates = 0
+        self.loop_state: dict[str, Any] = state.get("loop", {})
+        self._batches: Iterator[dict[str, Tensor]] | None = None
+        self._last: tuple[Mapping[str, Tensor], Tensor] | None = None
         if state:
             self.opt_g.load_state_dict(state["optimizer_g"])
             self.opt_d.load_state_dict(state["optimizer_d"])
@@ -258,6 +265,19 @@ class GanTrainer:
         self.step += 1
         return {"loss_g": loss_g, "loss_d": loss_d}, fake
 
+    def update(self) -> dict[str, Tensor]:
+        """The engine's step: :meth:`train_step` on the next batch of :meth:`batches`."""
+        if self._batches is None:
+            self._batches = self.batches()
+        batch = next_batch(self._batches)
+        losses, fake = self.train_step(batch)
+        self._last = batch, fake
+        return losses
+
+    def log_extras(self) -> dict[str, Tensor]:
+        """D's pixel accuracies on the last batch, computed only for a metrics row."""
+        return {} if self._last is None else self.d_accuracies(*self._last)
+
     @torch.no_grad()
     def d_accuracies(self, batch: Mapping[str, Tensor], fake: Tensor) -> dict[str, Tensor]:
         """D's pixel accuracy on the real pair (class of S_t) and the fake pair ("fake"),
@@ -286,10 +306,11 @@ class GanTrainer:
             "changen_version": __version__,
         }
 
-    def save(self, run: Path) -> Path:
-        """Write ``run``'s checkpoint of the current step, publish it as ``last`` and prune
+    def save(self, loop_state: dict[str, Any]) -> None:
+        """Write the run's checkpoint of the current step, publish it as ``last`` and prune
         (rank 0 writes, others wait)."""
-        path = run / "checkpoints" / "last"
+        if self.run is None:
+            raise ValueError("GanTrainer.save needs the run folder (GanTrainer(run=...))")
         if self.fabric.is_global_zero:
             state = {
                 "step": self.step,
@@ -298,6 +319,7 @@ class GanTrainer:
                 "ema": {"decay": self.config.ema_decay, "updates": self.ema_updates},
                 "data": {"step": self.step, "samples_seen": self.step * self.config.batch_size},
                 "rng": capture_rng(),
+                "loop": loop_state,
             }
             models = {
                 "generator": self.generator,
@@ -305,9 +327,8 @@ class GanTrainer:
                 "discriminator": self.discriminator,
             }
             config = {**self.run_config(), "step": self.step}
-            save_step(run, self.step, models, config, state, self.config.run.keep)
+            save_step(self.run, self.step, models, config, state, self.config.run.keep)
         self.fabric.barrier()
-        return path
 
     # -- evaluation ---------------------------------------------------------------------
 
@@ -432,7 +453,7 @@ def train_generator(
         check_output_dir(run, overwrite=False)
     rank0 = fabric.is_global_zero
     sink = progress if rank0 else SILENT
-    trainer = GanTrainer(config, fabric, checkpoint=checkpoint)
+    trainer = GanTrainer(config, fabric, checkpoint=checkpoint, run=run)
     config = trainer.config
     if trainer.step >= config.steps:
         sink.note(f"{run}: already at step {trainer.step} >= --steps {config.steps}; nothing to do")
@@ -454,50 +475,42 @@ def train_generator(
     if fidelity is not None and not trainer.holdout_indices:
         sink.note("FID/KID skipped: no held-out items (--holdout 0)")
         fidelity = None
-    advance = sink.task("train G", config.steps, completed=trainer.step)
-    sums: dict[str, Tensor] = {}
-    count, tick = 0, time.perf_counter()
-    batches = trainer.batches()
-    while trainer.step < config.steps:
-        batch = next_batch(batches)
-        losses, fake = trainer.train_step(batch)
-        for k, v in losses.items():
-            sums[k] = sums[k] + v if k in sums else v.clone()
-        count += 1
-        step = trainer.step
-        done = step == config.steps
-        shown = None
-        if step % config.run.log_every == 0 or done:
-            now = time.perf_counter()
-            means = {k: v / count for k, v in sums.items()}
-            means.update(trainer.d_accuracies(batch, fake))
-            if fabric.world_size > 1:
-                means = cast(dict[str, Tensor], fabric.all_reduce(means, reduce_op="mean"))
-            values = {k: float(v) for k, v in means.items()}
-            values["s_per_step"] = (now - tick) / count
-            if log is not None:
-                log.log(step, **values)
-            shown = {k: values[k] for k in ("loss_d", "loss_g")}
-            sums, count, tick = {}, 0, time.perf_counter()
-        if rank0 and examples and (done or every(step, config.sample_every)):
-            save_png(run / "samples" / f"step-{step}.png", trainer.preview(examples))
-        if fidelity is not None and (done or every(step, config.fid_every)):
-            metrics = _fid(trainer, fidelity, config.fid_samples)
-            if metrics and log is not None:
-                log.log(step, **metrics)
-        if done or every(step, config.run.save_every):
-            trainer.save(run)
-        advance(1, shown)
+    periodic = []
+    if examples:
+        periodic.append(Periodic(config.sample_every, _previewer(trainer, examples, run)))
+    if fidelity is not None:
+        periodic.append(Periodic(config.fid_every, _fid_scorer(trainer, fidelity)))
+    run_loop(
+        trainer,
+        config.steps,
+        config.run,
+        log=log,
+        advance=sink.task("train G", config.steps, completed=trainer.step),
+        periodic=periodic,
+        window=Window.from_state(trainer.loop_state.get("window")),
+        reduce=mean_over_processes(fabric),
+        shown=("loss_d", "loss_g"),
+    )
     if log is not None:
         log.close()
     fabric.barrier()
     return GanTrainResult(run, run / "checkpoints" / "last", trainer.step)
 
 
-def _fid(trainer: GanTrainer, fidelity: Fidelity, count: int) -> dict[str, float]:
-    examples = trainer.eval_examples(count)
-    real = np.stack([e.image for e in examples])
-    return fidelity(real, trainer.synthesize(examples))
+def _previewer(trainer: GanTrainer, examples: list[GanExample], run: Path) -> Callable[[int], None]:
+    def preview(step: int) -> None:
+        save_png(run / "samples" / f"step-{step}.png", trainer.preview(examples))
+
+    return preview
+
+
+def _fid_scorer(trainer: GanTrainer, fidelity: Fidelity) -> Callable[[int], dict[str, float]]:
+    def score(step: int) -> dict[str, float]:
+        examples = trainer.eval_examples(trainer.config.fid_samples)
+        real = np.stack([e.image for e in examples])
+        return fidelity(real, trainer.synthesize(examples))
+
+    return score
 
 
 def _json(data: Mapping[str, Any]) -> str:
