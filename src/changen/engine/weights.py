@@ -18,9 +18,17 @@ from safetensors.torch import load_file
 from changen.errors import ConfigError
 
 
-def read_tensors(path: str | os.PathLike[str], what: str, fix: str) -> dict[str, torch.Tensor]:
+def read_tensors(
+    path: str | os.PathLike[str],
+    what: str,
+    fix: str,
+    wrappers: tuple[str, ...] = ("state_dict", "model"),
+    safe_globals: tuple[type, ...] = (),
+) -> dict[str, torch.Tensor]:
     """The state dict in ``path``; ``what`` names the file in errors (e.g. "encoder
-    weights"), ``fix`` says what to give instead."""
+    weights"), ``fix`` says what to give instead. ``wrappers``: keys of a wrapping dict to
+    unwrap, in order of preference; ``safe_globals``: plain classes the file may also hold
+    (e.g. ``argparse.Namespace`` in DiT-style checkpoints), allowed for this read only."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} {path} not found; {fix}")
@@ -29,15 +37,18 @@ def read_tensors(path: str | os.PathLike[str], what: str, fix: str) -> dict[str,
         if path.suffix.lower() == ".safetensors":
             state = load_file(path)
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with torch.serialization.safe_globals(list(safe_globals)):
+                state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt or hostile bytes raise many types in the unpickler
         raise ConfigError(
             f"{what} {path}: not a readable weights file, or refused as it holds more than "
             f"tensors ({type(e).__name__}); {fix}"
         ) from None
-    for key in ("state_dict", "model"):
-        if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
-            state = state[key]
+    while isinstance(state, Mapping):
+        key = next((k for k in wrappers if isinstance(state.get(k), Mapping)), None)
+        if key is None:
+            break
+        state = state[key]
     if not isinstance(state, Mapping) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
