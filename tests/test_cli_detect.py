@@ -163,3 +163,78 @@ def test_eval_on_real_levircd_crops(real_root: Path, run: Path, tmp_path: Path) 
     assert scores["images"] == 11
     assert {"precision", "recall", "f1", "iou"} <= set(scores)
     assert scores["tp"] + scores["fn"] > 0  # 0/255 labels read as change
+
+
+def geotiff_pair(worlds: dict[str, Path], tmp_path: Path) -> tuple[Path, Path]:
+    """World pair 1 as georeferenced GeoTIFFs in ``tmp_path``."""
+    from affine import Affine
+
+    from changen.data.raster import write_raster
+    from changen.sample import GeoRef
+
+    georef = GeoRef("EPSG:32616", Affine(0.5, 0.0, 740000.0, 0.0, -0.5, 3730000.0))
+    paths = []
+    for folder, name in (("A", "t1.tif"), ("B", "t2.tif")):
+        write_raster(
+            tmp_path / name, read_image(worlds["pairs"] / folder / "world_00001.png"), georef
+        )
+        paths.append(tmp_path / name)
+    return paths[0], paths[1]
+
+
+def test_predict_streams_geotiff_with_probability(
+    run: Path, worlds: dict[str, Path], tmp_path: Path
+) -> None:
+    from changen.data.raster import read_raster
+
+    t1, t2 = geotiff_pair(worlds, tmp_path)
+    out, prob = tmp_path / "maps" / "change.tif", tmp_path / "maps" / "prob.tif"
+    args = ("--ckpt", run, "--out", out, "--tile", "32", "--overlap", "8", "--no-progress")
+    result = ok("predict", t1, t2, *args, "--probability", prob, "--precision", "fp32")
+    assert "(georeferenced)" in result.output and str(prob) in result.output
+    change, georef = read_raster(out)
+    probability, prob_georef = read_raster(prob)
+    assert georef is not None and georef == prob_georef == read_raster(t1)[1]
+    assert np.array_equal(change[..., 0], (probability[..., 0] > 0.5).astype(np.uint8))
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "change.preview.png", "change.tif", "prob.tif"
+    ]  # fmt: skip
+    bad = invoke("predict", t1, t2, *args, "--overwrite", "--precision", "fp16")
+    assert isinstance(bad.exception, ConfigError) and "fp16" in str(bad.exception)
+
+
+def test_predict_write_failure_is_one_line_and_leaves_nothing(
+    run: Path,
+    worlds: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import errno
+    import sys
+
+    from changen.cli.app import main
+    from changen.detectors import inference
+
+    t1, t2 = geotiff_pair(worlds, tmp_path)
+
+    def status(*args: str | Path) -> tuple[object, str]:
+        argv = ["changen", "detect", "predict", str(t1), str(t2), *map(str, args)]
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as e:
+            main()
+        return e.value.code, capsys.readouterr().err
+
+    def read_only(*args: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(inference, "_geotiff", read_only)
+    code, err = status("--ckpt", run, "--out", tmp_path / "out" / "c.tif", "--no-progress")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"{tmp_path / 'out' / 'c.tif'}: cannot write the change map (Read-only" in err
+    assert list((tmp_path / "out").iterdir()) == []
+    monkeypatch.undo()
+    (tmp_path / "file").write_text("not a folder")
+    code, err = status("--ckpt", run, "--out", tmp_path / "file" / "c.tif", "--no-progress")
+    assert code == 2 and err.count("\n") == 1 and "cannot write" in err
+    assert (tmp_path / "file").read_text() == "not a folder"

@@ -9,6 +9,7 @@ import pytest
 
 from changen.errors import ConfigError, DataError
 from changen.events import CreateConfig, ShapeBank, State, create_objects, transform_shape
+from changen.events import create as create_module
 
 
 def _scene() -> np.ndarray:
@@ -252,3 +253,30 @@ def test_same_seed_same_result_different_seed_differs() -> None:
     c, _lc = create_objects(state, cfg, np.random.default_rng(12))
     assert a.mask.tobytes() == b.mask.tobytes() and la == lb
     assert a.mask.tobytes() != c.mask.tobytes()
+
+
+def test_room_fits_and_bbox_draw_match_pixelwise_checks() -> None:
+    """The room's fit test (OpenCV min/max under the footprint) is the pixel-wise check for
+    one free class, several, and an explicit free map; the fallback draw takes the n-th fitting
+    box in raster order."""
+    rng = np.random.default_rng(0)
+    mask = rng.integers(0, 4, (40, 40), dtype=np.uint8)
+    mask[rng.random(mask.shape) < 0.6] = 0
+    configs = [CreateConfig(), CreateConfig(allow_overlap=True), CreateConfig(margin=1)]
+    for config in configs:
+        free = create_module._free_classes(config, 0, 255)
+        room = create_module._Room(mask.copy(), config, free)
+        explicit = room.free_map()
+        for _ in range(200):
+            fp = rng.random(tuple(int(v) for v in rng.integers(1, 6, 2))) < 0.7
+            h, w = fp.shape
+            py, px = int(rng.integers(0, 41 - h)), int(rng.integers(0, 41 - w))
+            expected = bool(explicit[py : py + h, px : px + w][fp].all())
+            assert room.fits(fp, py, px) == expected
+    image = (rng.random((9, 13)) < 0.4).astype(np.uint8)
+    flat = np.flatnonzero(image)
+    for n in range(flat.size):
+        assert create_module._nth_set(image, n) == divmod(int(flat[n]), 13)
+    for fp in (np.zeros((3, 4), bool), np.pad(np.ones((2, 3), bool), ((1, 2), (4, 0)))):
+        tight = create_module._tight(fp)
+        assert tight.shape == ((0, 0) if not fp.any() else (2, 3)) and tight.all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from skimage.measure import label
@@ -88,6 +89,7 @@ def test_failed_area_check_falls_back_to_statistics(monkeypatch: pytest.MonkeyPa
     assert labelling._classes_touch(touching, touching)  # per-class path
     assert not labelling._classes_touch(separate, separate)  # foreground path
     expected = {id(m): label_mask(m) for m in (touching, separate)}
+    monkeypatch.setattr(labelling, "_RUNS", False)  # the foreground goes to the border tracer
     real = labelling._trace_rows
 
     def corrupt(*args: object) -> tuple[np.ndarray, np.ndarray]:
@@ -120,3 +122,54 @@ def test_other_background_ignore_and_touching_classes(background: int, ignore: i
         ref = label(np.where(np.isin(m, [background, ignore]), 0, m + 1), connectivity=2)
         pairs = np.unique(np.stack([state.instances.ravel(), ref.ravel()]), axis=1)
         assert pairs.shape[1] == len(np.unique(ref)) == len(state.objects()) + 1
+
+
+def _binaries(seed: int, n: int = 40) -> list[np.ndarray]:
+    """Small binary images of every kind of shape: noise (diagonal pinches, holes), blobs,
+    one-pixel lines and rings."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        h, w = (int(v) for v in rng.integers(1, 48, 2))
+        if k % 3 == 0:
+            img = (rng.random((h, w)) < rng.uniform(0.1, 0.9)).astype(np.uint8)
+        else:
+            img = np.zeros((h, w), np.uint8)
+            for _ in range(int(rng.integers(1, 6))):
+                centre = (int(rng.integers(0, 48)), int(rng.integers(0, 48)))
+                thickness = -1 if k % 3 == 1 else 1
+                cv2.circle(img, centre, int(rng.integers(1, 12)), 1, thickness)
+        out.append(img)
+    return out
+
+
+@pytest.mark.skipif(not labelling._RUNS, reason="OpenCV < 4.9 has no findContoursLinkRuns")
+def test_linked_runs_equal_opencv_statistics() -> None:
+    """Rows from linked runs are OpenCV's statistics exactly (seed = first pixel in raster
+    order, bbox, area, order), or None when a component has a hole."""
+    found = declined = 0
+    for img in _binaries(0):
+        rows = labelling._run_rows(img, cv2.countNonZero(img))
+        trace = labelling._Trace.of(img, 1)
+        holes = bool((trace.parents >= 0).any())
+        if rows is None:
+            assert holes
+            declined += 1
+        else:
+            assert np.array_equal(rows, stats_rows(img, 8))
+            found += 1
+    assert found > 10 and declined > 5
+
+
+@pytest.mark.skipif(not labelling._RUNS, reason="OpenCV < 4.9 has no findContoursLinkRuns")
+def test_label_mask_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linked runs, or the border tracer when they decline (holes, areas that do not add up to
+    the pixel count), give the same objects as the border tracer alone."""
+    masks = [img * np.uint8(1 + k % 3) for k, img in enumerate(_binaries(1, 20))]
+    with_runs = [label_mask(m) for m in masks]
+    img = masks[0]
+    assert labelling._run_rows(img, cv2.countNonZero(img) + 1) is None
+    monkeypatch.setattr(labelling, "_RUNS", False)
+    for m, (classes, rows) in zip(masks, with_runs, strict=True):
+        ref_classes, ref_rows = label_mask(m)
+        assert np.array_equal(classes, ref_classes) and np.array_equal(rows, ref_rows)

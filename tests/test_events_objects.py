@@ -10,6 +10,7 @@ from skimage.measure import label
 from changen.errors import DataError
 from changen.events import MaskObject, State, extract_objects
 from changen.events.labelling import component_rows, label_mask
+from changen.events.objects import member
 
 
 def _blobs(rng: np.random.Generator, size: int, n: int, classes: int) -> np.ndarray:
@@ -203,3 +204,9 @@ def test_bad_inputs_raise_data_errors() -> None:
     edited[0, 0] = 2
     with pytest.raises(DataError, match="classes"):
         State(edited, state.instances, state.next_id, state.objects()).check()
+
+
+def test_member_is_isin() -> None:
+    values = np.random.default_rng(0).integers(0, 20, 50)
+    for ids in [(), (3,), (0, 19, 7), tuple(range(0, 20, 2)), range(5, 15)]:
+        assert np.array_equal(member(values, ids), np.isin(values, list(ids)))

@@ -10,6 +10,7 @@ import pytest
 from affine import Affine
 
 from changen.data.raster import read_raster, write_raster
+from changen.data.readers.base import SkippedLabelsWarning
 from changen.data.readers.geovector import GeoVectorReader
 from changen.errors import ConfigError, DataError, FormatError
 from changen.sample import GeoRef, Taxonomy
@@ -318,8 +319,10 @@ def test_points_and_lines_are_skipped_and_counted(paired: Path) -> None:
     )
     doc["features"].append({"type": "Feature", "properties": {}, "geometry": None})
     write_json(paired / "a.geojson", doc)
-    scene = GeoVectorReader(paired)[0]
-    assert scene.meta["skipped_features"] == 2
+    with pytest.warns(SkippedLabelsWarning, match=r"a\.geojson: 2 of 5 features skipped") as w:
+        scene = GeoVectorReader(paired)[0]
+    assert len(w) == 1
+    assert scene.meta["skipped_features"] == {"LineString": 1, "null geometry": 1}
     np.testing.assert_array_equal(scene.instances, expected_maps(SHAPE, RECTS)[1])
 
 

@@ -4,9 +4,15 @@ SECOND's class order differs between repositories, so both orders are provided u
 names: ``second_ding`` (the order of Ding et al.'s Bi-SRNet/SCanNet code: water first) and
 ``second_paper`` (the order of the SECOND paper's class list: low vegetation first). Both use
 the official RGB colours, so RGB-coded labels decode identically; only the integer ids differ.
+
+Wherever a taxonomy is named (``--taxonomy``, ``taxonomy=``), :func:`get_taxonomy` also takes
+the path of a JSON file describing one (:func:`load_taxonomy`), for datasets no built-in fits.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 from changen.sample import ClassInfo, Taxonomy
 
@@ -122,12 +128,31 @@ def object_classes(taxonomy: Taxonomy) -> tuple[int, ...]:
 
 
 def get_taxonomy(name: str) -> Taxonomy:
-    """Look a built-in taxonomy up by name, with an error listing the known names."""
+    """A built-in taxonomy by name, or the taxonomy of a JSON file (:func:`load_taxonomy`),
+    with an error listing the known names."""
+    from changen.errors import ConfigError
+
+    if name in TAXONOMIES:
+        return TAXONOMIES[name]
+    if name.lower().endswith(".json") and Path(name).is_file():
+        return load_taxonomy(Path(name))
+    raise ConfigError(
+        f"unknown taxonomy {name!r}; choose one of: {', '.join(TAXONOMIES)}, or give a "
+        f"taxonomy JSON file"
+    )
+
+
+def load_taxonomy(path: Path) -> Taxonomy:
+    """A taxonomy JSON file: ``{"classes": [{"id": 0, "name": "background", "color": [0, 0,
+    0]}, …]}`` with optional ``name`` (default: the file stem), ``background`` (0) and
+    ``ignore`` (255), as :meth:`Taxonomy.to_dict` writes it."""
     from changen.errors import ConfigError
 
     try:
-        return TAXONOMIES[name]
-    except KeyError:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return Taxonomy.from_dict({"name": path.stem, "background": 0, "ignore": 255, **doc})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise ConfigError(
-            f"unknown taxonomy {name!r}; choose one of: {', '.join(TAXONOMIES)}"
+            f"{path}: not a taxonomy ({type(e).__name__}: {e}); write JSON like "
+            f'{{"classes": [{{"id": 0, "name": "background", "color": [0, 0, 0]}}, …]}}'
         ) from None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+from typing import NoReturn, cast
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from changen import __version__
 from changen.cli import data, detect, eval, train
@@ -46,13 +48,36 @@ def _root(
     """changen: simulate change events, synthesise post-event images, build change datasets."""
 
 
+# click's UsageError as the installed typer raises it (typer >= 0.22 vendors click).
+_USAGE_ERROR = cast(
+    type[Exception], next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+)
+
+
+def _fail(message: str) -> NoReturn:
+    """Print ``error: MESSAGE`` (never read as rich markup) on stderr and exit with status 2."""
+    Console(stderr=True).print(
+        f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True
+    )
+    sys.exit(2)
+
+
 def main() -> None:
-    """Console entry point: user mistakes print one line on stderr and exit with status 2."""
+    """Console entry point: user mistakes (a :class:`ChangenError`, or an option the parser
+    rejects) print one line on stderr and exit with status 2."""
     try:
-        app()
+        code = app(standalone_mode=False)
     except ChangenError as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(e))
+    except _USAGE_ERROR as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # typer has printed the help already
+            sys.exit(2)
+        ctx = getattr(e, "ctx", None)
+        command = "changen" if ctx is None else ctx.command_path
+        message = e.format_message()  # type: ignore[attr-defined]  # click's exception API
+        _fail(f"{message.rstrip('.')}; see `{command} --help`")
+    if isinstance(code, int) and code:  # typer.Exit(code) is returned, not raised
+        sys.exit(code)
 
 
 if __name__ == "__main__":

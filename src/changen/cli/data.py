@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from changen.cli import options
@@ -19,13 +20,16 @@ app = typer.Typer(help="Inspect, convert and generate datasets.", no_args_is_hel
 def inspect(
     path: Path = typer.Argument(..., help="Dataset folder (format detected) or file."),
     format: str | None = typer.Option(None, "--format", "-f", help="Force a format."),
-    taxonomy: str | None = typer.Option(None, help="Built-in taxonomy name to read masks with."),
-    limit: int | None = typer.Option(None, help="Inspect only the first N items."),
+    taxonomy: str | None = typer.Option(
+        None, help="Taxonomy to read masks with: a built-in name or a taxonomy JSON file."
+    ),
+    limit: int | None = typer.Option(None, min=1, help="Inspect only the first N items."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     label_values: str | None = options.LABEL_VALUES,
     binary_threshold: int | None = options.BINARY_THRESHOLD,
 ) -> None:
-    """Detect a dataset's format and print counts, sizes, bands, classes and objects."""
+    """Detect a dataset's format and print counts, sizes, bands, classes and objects, and a
+    warning line per kind of label the reader skipped."""
     from changen.data.inspect import inspect_dataset
 
     labels = options.label_options(path, format, label_values, binary_threshold)
@@ -48,7 +52,17 @@ def inspect(
         table.add_row(f"change={value}", f"{count:,} px")
     if "n_changed_items" in summary:
         table.add_row("items with change", str(summary["n_changed_items"]))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for row in summary["skipped_labels"]:
+        count = f"{row['count']} label{'s' if row['count'] > 1 else ''}"
+        files = f"{row['files']} file{'s' if row['files'] > 1 else ''}"
+        line = f"{count} skipped ({row['kind']}) in {files}, e.g. {row['example']}"
+        console.print(
+            f"[yellow]warning:[/] {escape(line)}: {escape(row['fix'])}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -59,7 +73,7 @@ def convert(
     format: str | None = typer.Option(None, "--format", "-f", help="Force the source format."),
     taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the source masks."),
     split: str | None = typer.Option(None, help="Convert only this split (e.g. train)."),
-    overwrite: bool = typer.Option(False, help="Allow writing into a non-empty folder."),
+    overwrite: bool = typer.Option(False, help="Replace what the folder holds (once complete)."),
 ) -> None:
     """Convert a change dataset between layouts (levircd, second, geotiff)."""
     from changen.data.convert import convert as convert_dataset
@@ -73,11 +87,11 @@ def convert(
 @app.command("sample-world")
 def sample_world(
     out: Path = typer.Option(..., help="Output folder."),
-    n: int = typer.Option(16, help="Number of scenes."),
-    size: int = typer.Option(256, help="Scene size in pixels."),
+    n: int = typer.Option(16, min=1, help="Number of scenes."),
+    size: int = typer.Option(256, min=32, help="Scene size in pixels."),
     seed: int = typer.Option(0, min=0, help="Random seed."),
     pairs: bool = typer.Option(False, help="Write true change pairs (LEVIR-CD layout)."),
-    overwrite: bool = typer.Option(False, help="Allow writing into a non-empty folder."),
+    overwrite: bool = typer.Option(False, help="Replace what the folder holds (once complete)."),
 ) -> None:
     """Render the procedural sample world: aerial-looking scenes with OpenEarthMap classes."""
     from changen.data.world import write_sample_world

@@ -9,6 +9,11 @@ It writes, under ``--out`` (default ``./changen-demo``)::
 The default synthesizer is the small Changen GAN checkpoint shipped in the package
 (``changen/assets/demo_gan/``, trained on the sample world by the project's own recipe);
 ``--synthesizer`` runs any other one (``copy_paste``, ``inpaint``, a checkpoint folder).
+
+The demo folder is built in place (its dataset records the source's path) under the writer
+lock of ``--out``; a demo that fails leaves what was there before — nothing, or with
+``--overwrite`` the previous demo, which waits beside it until the new one is complete
+(:func:`changen.data.staging.output_in_place`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from changen.data.output import check_output_dir
+from changen.data.staging import output_in_place
 from changen.errors import ConfigError
 from changen.events import (
     OPENEARTHMAP_KERNEL,
@@ -91,7 +96,9 @@ def demo(
     size: int = typer.Option(128, min=32, help="Scene size in pixels (a multiple of 32)."),
     seed: int = typer.Option(0, min=0, help="Seed of the scenes and of the generation."),
     workers: int = typer.Option(1, min=0, help="Processes for reading and events."),
-    overwrite: bool = typer.Option(False, help="Replace what --out holds."),
+    overwrite: bool = typer.Option(
+        False, help="Replace what --out holds (kept until the new demo is complete)."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Run the whole pipeline on the built-in sample world: scenes, change events, synthesis,
@@ -104,15 +111,14 @@ def demo(
 
     start = time.perf_counter()
     spec = _synthesizer(synthesizer)
-    check_output_dir(out, overwrite)
-    source = write_sample_world(out / "source", n, seed, size=size, overwrite=overwrite)
-    config = GenerationConfig(
-        source=str(source), synthesizer=spec, process=demo_process(), seed=seed
-    )
-    run = RunOptions(workers=workers, overwrite=overwrite)
-    with rich_sink(progress, unit="samples") as sink:
-        result = generate_dataset(config, out / "dataset", run, sink)
-    page = write_gallery(result.out)
+    with output_in_place(out, overwrite=overwrite) as root:
+        source = write_sample_world(root / "source", n, seed, size=size)
+        config = GenerationConfig(
+            source=str(source), synthesizer=spec, process=demo_process(), seed=seed
+        )
+        with rich_sink(progress, unit="samples") as sink:
+            result = generate_dataset(config, root / "dataset", RunOptions(workers=workers), sink)
+        page = write_gallery(result.out)
     console = Console()
     console.print(summary(result, "levircd"), highlight=False, soft_wrap=True)
     console.print(

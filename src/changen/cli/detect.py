@@ -18,6 +18,7 @@ from rich.table import Table
 
 from changen.cli import options
 from changen.cli.progress import rich_sink
+from changen.cli.runs import run_folder
 from changen.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -46,9 +47,9 @@ OUT = typer.Option(..., "--out", "-o", help="Run folder (empty, or --resume / --
 MODE = typer.Option(
     "supervised", help="supervised (change pairs), star or gstar (single-temporal scenes)."
 )
-STEPS = typer.Option(None, help="Train this many steps (instead of --epochs).")
-BATCH = typer.Option(16, "--batch-size", help="Batch size per device.")
-CROP = typer.Option(256, help="Training crop size (a multiple of 32).")
+STEPS = typer.Option(None, min=1, help="Train this many steps (instead of --epochs).")
+BATCH = typer.Option(16, "--batch-size", min=1, help="Batch size per device.")
+CROP = typer.Option(256, min=32, help="Training crop size (a multiple of 32).")
 LR = typer.Option(None, help="Base learning rate. (default: 0.03 for sgd, 1e-4 for adamw)")
 OPTIMIZER = typer.Option("sgd", help="sgd (momentum 0.9) or adamw; poly(0.9) schedule.")
 WEIGHT_DECAY = typer.Option(None, help="Weight decay. (default: 1e-4 for sgd, 0.01 for adamw)")
@@ -63,8 +64,12 @@ SEMANTIC = typer.Option(
 OBJECTS = typer.Option(
     None, help="Class ids that make binary object masks, e.g. 8 or 2,3 (default: all classes)."
 )
-VALIDATE_EVERY = typer.Option(0, help="Validate every N steps (0: each epoch) and at the end.")
-OVERWRITE = typer.Option(False, help="Allow a non-empty --out (its checkpoints are replaced).")
+VALIDATE_EVERY = typer.Option(
+    0, min=0, help="Validate every N steps (0: each epoch) and at the end."
+)
+OVERWRITE = typer.Option(
+    False, help="Replace the run in --out (kept if the new run fails before its first checkpoint)."
+)
 
 
 def canonical(name: str) -> str:
@@ -111,18 +116,29 @@ def _run(
     progress: bool,
     labels: dict[str, Any],
 ) -> None:
+    """Train into run folder ``out`` once the data open (:mod:`changen.cli.runs`: locked,
+    and a failed new run leaves what was there before)."""
     from changen.detectors.train import train_detector
 
+    replaced = overwrite and not resume
+    if init is not None and replaced and init.resolve().is_relative_to(out.resolve()):
+        raise ConfigError(
+            f"--init {init} is inside --out {out}, which --overwrite replaces; write the "
+            f"fine-tuned run to another --out"
+        )
     reader = options.open_data(data, format, taxonomy, **labels)
     val_reader = None
     if val is not None:
         val_reader = options.open_data(val, val_format, taxonomy, **labels)
     sources = {"data": str(data), "format": format, "val": None if val is None else str(val)}
-    with rich_sink(progress, unit="steps") as sink:
+    with (
+        run_folder(out, resume=resume, overwrite=overwrite) as run,
+        rich_sink(progress, unit="steps") as sink,
+    ):
         result = train_detector(
             config,
             reader,
-            out,
+            run,
             val=val_reader,
             init=init,
             resume=resume,
@@ -148,7 +164,7 @@ def train(
         None, help="Backbone: resnet18 or mit_b1. (default: the model's, resnet18)"
     ),
     mode: str = MODE,
-    epochs: int = typer.Option(20, help="Training epochs (Changen pre-training: 20)."),
+    epochs: int = typer.Option(20, min=1, help="Training epochs (Changen pre-training: 20)."),
     steps: int | None = STEPS,
     batch_size: int = BATCH,
     crop: int = CROP,
@@ -229,7 +245,7 @@ def finetune(
     format: str | None = FORMAT,
     taxonomy: str | None = TAXONOMY,
     mode: str = MODE,
-    epochs: int = typer.Option(200, help="Training epochs (Changen fine-tuning: 200)."),
+    epochs: int = typer.Option(200, min=1, help="Training epochs (Changen fine-tuning: 200)."),
     steps: int | None = STEPS,
     batch_size: int = BATCH,
     crop: int = CROP,
@@ -348,7 +364,7 @@ def evaluate(
     format: str | None = FORMAT,
     taxonomy: str | None = TAXONOMY,
     split: str | None = typer.Option(None, help="Evaluate one split (e.g. test)."),
-    batch_size: int = typer.Option(4, "--batch-size", help="Images per forward pass."),
+    batch_size: int = typer.Option(4, "--batch-size", min=1, help="Images per forward pass."),
     device: str | None = options.DEVICE,
     precision: str = PRECISION,
     threshold: float = THRESHOLD,
@@ -400,31 +416,39 @@ def predict(
     ckpt: Path | None = CKPT,
     official_weights: Path | None = OFFICIAL,
     backbone: str | None = OFFICIAL_BACKBONE,
-    tile: int = typer.Option(512, help="Sliding-window tile size in pixels."),
-    overlap: int = typer.Option(64, help="Overlap of neighbouring tiles in pixels."),
+    tile: int = typer.Option(
+        512, min=1, help="Window size in pixels (rounded up to a multiple of 32)."
+    ),
+    overlap: int = typer.Option(
+        64, min=0, help="Overlap of neighbouring windows; each keeps its centre (no seams)."
+    ),
     threshold: float = THRESHOLD,
-    batch_size: int = typer.Option(4, "--batch-size", help="Tiles per forward pass."),
+    batch_size: int = typer.Option(4, "--batch-size", min=1, help="Windows per forward pass."),
     device: str | None = options.DEVICE,
-    precision: str = PRECISION,
+    precision: str = typer.Option(
+        "auto", help="auto, fp32 or bf16 (autocast). auto: bf16 on a CPU with native bf16."
+    ),
+    probability: Path | None = typer.Option(
+        None, help="Also write the change probability as a float32 GeoTIFF (PROB.tif)."
+    ),
     preview: bool = typer.Option(True, "--preview/--no-preview", help="Write CHANGE.preview.png."),
     overwrite: bool = typer.Option(False, help="Replace an existing change map."),
     progress: bool = options.PROGRESS,
 ) -> None:
-    """Change map of an image pair of any size (sliding window); GeoTIFF keeps its georeference."""
-    from rich.progress import Progress
-
+    """Change map of an image pair of any size, streamed window by window; GeoTIFF keeps its
+    georeference, and nothing is left behind if the run fails."""
     from changen.detectors.inference import predict_files
 
     model = load_model(ckpt, official_weights, backbone)
     dev = options.resolve_device(device)
     model.to(dev)
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("predict", total=None)
+    with rich_sink(progress, unit="windows", transient=True) as sink:
         result = predict_files(
             model,
             t1,
             t2,
             out,
+            probability=probability,
             threshold=threshold,
             tile=tile,
             overlap=overlap,
@@ -433,9 +457,9 @@ def predict(
             precision=precision,
             preview=preview,
             overwrite=overwrite,
-            on_tile=lambda n, total: bar.update(task, advance=n, total=total),
+            progress=sink,
         )
-    extra = f" and {result.preview}" if result.preview else ""
+    extra = "".join(f" and {p}" for p in (result.probability, result.preview) if p)
     geo = " (georeferenced)" if result.georef is not None else ""
     typer.echo(f"wrote {result.out}{geo}{extra}: {100 * result.changed_fraction:.2f}% changed")
 
@@ -444,7 +468,7 @@ def predict(
 def info(
     model: str = typer.Option("changestar_1x96", help="Detector name."),
     backbone: str | None = typer.Option(None, help="Backbone name. (default: the model's)"),
-    size: int = typer.Option(256, help="Input size of the FLOP count (a multiple of 32)."),
+    size: int = typer.Option(256, min=32, help="Input size of the FLOP count (a multiple of 32)."),
     flops: bool = typer.Option(True, "--flops/--no-flops", help="Count FLOPs (one forward)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:

@@ -68,15 +68,15 @@ def fidelity(
         "pickles are refused (see docs/security.md).",
     ),
     patch: int | None = typer.Option(
-        None, "--patch", help="Cut images into non-overlapping PATCH² samples (paper: 256)."
+        None, "--patch", min=1, help="Cut images into non-overlapping PATCH² samples (paper: 256)."
     ),
-    batch_size: int = typer.Option(32, "--batch-size", help="Samples per Inception batch."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Samples per Inception batch."),
     device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
     kid_subset_size: int | None = typer.Option(
-        None, "--kid-subset-size", help="KID subset size (default: 1000 or the smaller set)."
+        None, "--kid-subset-size", min=2, help="KID subset size (default: 1000 or the smaller set)."
     ),
     max_images: int | None = typer.Option(
-        None, "--max-images", help="Use only the first N images of each set."
+        None, "--max-images", min=1, help="Use only the first N images of each set."
     ),
     regions: str = typer.Option(
         "all", "--regions", help="all, changed or unchanged samples (needs change masks)."

@@ -78,7 +78,7 @@ def generate(
     ),
     per_image: int = typer.Option(1, "--per-image", min=1, help="Variants per source crop."),
     steps: int | None = typer.Option(
-        None, help="Time steps T; T > 1 also writes the series. (default: 1)"
+        None, min=1, help="Time steps T; T > 1 also writes the series. (default: 1)"
     ),
     seed: int = typer.Option(0, min=0, help="Seed; sample i draws from SeedSequence((seed, i))."),
     layout: str = typer.Option("levircd", help="Output layout: levircd, second or geotiff."),
@@ -137,7 +137,7 @@ def generate(
         None, help="GSD of sources whose files carry no georeference (with --gsd)."
     ),
     binary_threshold: int | None = typer.Option(
-        None, help="Read grey 0/255 masks as mask > N (folder sources), e.g. 127."
+        None, min=0, help="Read grey 0/255 masks as mask > N (folder sources), e.g. 127."
     ),
     format: str | None = typer.Option(None, "--format", "-f", help="Force the source format."),
     taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the source masks."),

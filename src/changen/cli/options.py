@@ -25,13 +25,13 @@ if TYPE_CHECKING:
 
 ACCELERATOR = typer.Option(None, help="cpu, gpu/cuda, mps or auto. (default: auto)")
 DEVICES = typer.Option(None, help="Devices per node: a count or auto (DDP when more than one).")
-NUM_NODES = typer.Option(None, help="Nodes (DDP). (default: 1)")
+NUM_NODES = typer.Option(None, min=1, help="Nodes (DDP). (default: 1)")
 STRATEGY = typer.Option(None, help="Lightning strategy: auto or ddp. (default: auto)")
 PRECISION = typer.Option(None, help="fp32 or bf16 (autocast). (default: fp32)")
-WORKERS = typer.Option(None, "--workers", help="DataLoader worker processes.")
-LOG_EVERY = typer.Option(None, help="Steps between metric rows. (default: 10)")
-SAVE_EVERY = typer.Option(None, help="Steps between checkpoints (0: the family's default).")
-KEEP = typer.Option(None, help="Step checkpoints kept.")
+WORKERS = typer.Option(None, "--workers", min=0, help="DataLoader worker processes.")
+LOG_EVERY = typer.Option(None, min=1, help="Steps between metric rows. (default: 10)")
+SAVE_EVERY = typer.Option(None, min=0, help="Steps between checkpoints (0: the family's default).")
+KEEP = typer.Option(None, min=1, help="Step checkpoints kept.")
 RESUME = typer.Option(False, help="Continue the run in --out from its newest checkpoint.")
 PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")
 
@@ -47,11 +47,18 @@ DEVICE = typer.Option(
 
 
 def resolve_device(device: str | None) -> str:
-    """``auto`` (or nothing) → ``cuda`` when available, else ``cpu``; other names unchanged."""
-    if device in (None, "auto"):
-        import torch
+    """``auto`` (or nothing) → ``cuda`` when available, else ``cpu``; other torch device names
+    unchanged, anything else a :class:`ConfigError`."""
+    import torch
 
+    if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise ConfigError(
+            f"--device {device!r}: not a torch device; use auto, cpu, cuda or cuda:N"
+        ) from None
     return device
 
 
@@ -245,7 +252,7 @@ def change_process(
             )
         try:
             process = ChangeProcess.from_dict(json.loads(Path(events).read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, ConfigError) as e:
             raise ConfigError(
                 f"{events}: not a change-process JSON ({type(e).__name__}: {e}); pass the "
                 f"process.json of an earlier run"

@@ -20,7 +20,7 @@ from changen.errors import ConfigError
 def simulate(
     source: Path = typer.Argument(..., help="Single-temporal dataset (format detected)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (empty, or --overwrite)."),
-    steps: int | None = typer.Option(None, help="Time steps T of the chain. (default: 1)"),
+    steps: int | None = typer.Option(None, min=1, help="Time steps T of the chain. (default: 1)"),
     events: str | None = options.EVENTS,
     count: str | None = options.COUNT,
     scale: str | None = options.OBJECT_SCALE,
@@ -35,7 +35,7 @@ def simulate(
     taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the source masks."),
     limit: int | None = typer.Option(None, min=1, help="Simulate only the first N items."),
     overwrite: bool = typer.Option(
-        False, help="Allow writing into a non-empty --out (files of the same name are replaced)."
+        False, help="Replace what --out holds (kept until the new output is complete)."
     ),
     unlabeled: str = typer.Option(
         "none",
@@ -85,6 +85,7 @@ def simulate(
             mode=unlabeled,  # type: ignore[arg-type]  # checked against UNLABELED_MODES above
             limit=limit,
             write_preview=write_preview,
+            overwrite=overwrite,
             progress=sink,
         )
         for warning in unfired_warnings(process, counts):

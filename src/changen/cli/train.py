@@ -4,7 +4,8 @@ A thin layer over :func:`changen.synthesis.gan.train.train_generator` (which doc
 folder). Options left out take the defaults of
 :class:`~changen.synthesis.gan.train_config.GanTrainConfig`; with ``--resume`` they take the run's
 recorded values, and only the runtime options (steps, devices, workers, how often to
-log/sample/save/evaluate) may be given.
+log/sample/save/evaluate) may be given. The run folder is locked for the whole command, and a
+new run that fails before its first checkpoint leaves no folder behind (:mod:`changen.cli.runs`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import typer
 from changen.cli import options
 from changen.cli.options import parse_range
 from changen.cli.progress import rich_sink
+from changen.cli.runs import run_folder
 from changen.errors import ConfigError
 
 OPTION_NAMES = {"gan": "--gan-config", "events": "--events (and the other event options)"}
@@ -78,13 +80,13 @@ def generator(
         None, help="Local ResNet-18 weights for the pre-event encoder (.safetensors or .pth)."
     ),
     size: int | None = typer.Option(
-        None, help="Training crop side, a multiple of 32. (default: 256)"
+        None, min=32, help="Training crop side, a multiple of 32. (default: 256)"
     ),
     steps: int | None = typer.Option(
-        None, help="Training iterations (a resumed run may extend them). (default: 100000)"
+        None, min=1, help="Training iterations (a resumed run may extend them). (default: 100000)"
     ),
     batch_size: int | None = typer.Option(
-        None, help="Global batch, split over all devices. (default: 32)"
+        None, min=1, help="Global batch, split over all devices. (default: 32)"
     ),
     lr_g: float | None = typer.Option(None, help="Generator learning rate. (default: 1e-4)"),
     lr_d: float | None = typer.Option(None, help="Discriminator learning rate. (default: 4e-4)"),
@@ -113,18 +115,18 @@ def generator(
     workers: int | None = options.WORKERS,
     log_every: int | None = options.LOG_EVERY,
     sample_every: int | None = typer.Option(
-        None, help="Steps between sample grids, 0 = only at the end. (default: 500)"
+        None, min=0, help="Steps between sample grids, 0 = only at the end. (default: 500)"
     ),
     save_every: int | None = options.SAVE_EVERY,
     keep: int | None = options.KEEP,
     fid_every: int | None = typer.Option(
-        None, help="Steps between FID/KID on held-out crops, 0 = never. (default: 0)"
+        None, min=0, help="Steps between FID/KID on held-out crops, 0 = never. (default: 0)"
     ),
     fid_samples: int | None = typer.Option(
-        None, help="Held-out crops used for FID/KID. (default: 256)"
+        None, min=1, help="Held-out crops used for FID/KID. (default: 256)"
     ),
     preview: int | None = typer.Option(
-        None, help="Held-out items in each sample grid, 0 = no grids. (default: 4)"
+        None, min=0, help="Held-out items in each sample grid, 0 = no grids. (default: 4)"
     ),
     resume: bool = options.RESUME,
     progress: bool = options.PROGRESS,
@@ -206,6 +208,6 @@ def generator(
             raise ConfigError("DATA is required (the single-temporal dataset to train on)")
         defaults = default_run().to_dict() | {"workers": 2}
         config = GanTrainConfig(**given, run=RunConfig.from_dict(defaults | run))
-    with rich_sink(progress, unit="steps") as sink:
-        result = train_generator(config, out, resume=resume, progress=sink)
+    with run_folder(out, resume=resume) as run_dir, rich_sink(progress, unit="steps") as sink:
+        result = train_generator(config, run_dir, resume=resume, progress=sink)
     typer.echo(f"trained to step {result.step}; checkpoint {result.checkpoint}")

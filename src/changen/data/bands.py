@@ -31,9 +31,18 @@ def stretch_to_uint8(
         band = image[..., b].astype(np.float32)
         values = band[valid] if valid is not None and valid.any() else band
         lo, hi = np.percentile(values, percentiles)
-        scale = 255.0 / max(float(hi - lo), 1e-6)
-        out[..., b] = np.clip((band - lo) * scale, 0, 255).round().astype(np.uint8)
+        out[..., b] = stretch_band(band, lo, hi)
     return out
+
+
+def stretch_band(band: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """One band mapped linearly from ``lo``..``hi`` to 0..255 (clipped, rounded) as uint8.
+
+    Split out so that a raster read window by window is stretched with whole-image ``lo``/``hi``.
+    """
+    scale = 255.0 / max(float(hi - lo), 1e-6)
+    scaled = (band.astype(np.float32) - np.float64(lo)) * scale
+    return np.clip(scaled, 0, 255).round().astype(np.uint8)
 
 
 def to_rgb8(

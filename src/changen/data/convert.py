@@ -1,7 +1,10 @@
 """Convert a change-detection dataset from any readable format into one of changen's layouts.
 
 Samples keep their names and splits (a sample read from ``train/`` is written to ``train/``);
-the written manifest records where the data came from.
+the written manifest records where the data came from. The converted dataset is built under a
+staging name and renamed into place when complete
+(:func:`changen.data.staging.staged_output`): an unreadable sample or a full disk leaves the
+output folder as it was.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from changen.data.output import check_output_dir
 from changen.data.readers import open_dataset
+from changen.data.staging import staged_output
 from changen.data.writers import WRITERS
 from changen.errors import ConfigError, FormatError
 from changen.sample import Taxonomy
@@ -33,8 +38,9 @@ def convert(
     """Read the change dataset at ``src`` and write it to ``dst`` in ``layout``.
 
     ``format`` names the source format (detected when ``None``); ``taxonomy`` (a built-in name
-    or a :class:`Taxonomy`) overrides the reader's; ``split`` converts one split only. Returns
-    the written manifest (layout, taxonomy, counts, provenance).
+    or a :class:`Taxonomy`) overrides the reader's; ``split`` converts one split only. ``dst``
+    must be absent or empty unless ``overwrite``. Returns the written manifest (layout,
+    taxonomy, counts, provenance).
     """
     if layout not in WRITERS:
         raise FormatError(f"unknown output layout {layout!r}; choose one of: {', '.join(WRITERS)}")
@@ -44,6 +50,7 @@ def convert(
             f"{dst}: the output folder overlaps the source {src}; write the "
             f"converted dataset to a separate folder"
         )
+    check_output_dir(dst_path, overwrite)
     options: dict[str, Any] = {} if split is None else {"split": split}
     reader = open_dataset(Path(src), format=format, taxonomy=taxonomy, **options)
     if reader.kind != "change":
@@ -59,9 +66,10 @@ def convert(
     choice = getattr(reader, "taxonomy_choice", None)
     if choice is not None:
         provenance["taxonomy_choice"] = choice
-    with WRITERS[layout](
-        dst, reader.taxonomy, overwrite=overwrite, provenance=provenance
-    ) as writer:
+    with (
+        staged_output(dst_path, overwrite=overwrite) as stage,
+        WRITERS[layout](stage, reader.taxonomy, provenance=provenance) as writer,
+    ):
         for sample in reader:
             writer.write(sample, split=sample.meta.get("split"))
     return writer.close()

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from changen.errors import DataError, OutputBusyError
+from changen.data.output import write_error
+from changen.errors import OutputBusyError
 
 
 def lock_path(out: Path) -> Path:
@@ -26,17 +27,15 @@ def lock_path(out: Path) -> Path:
 
 
 @contextmanager
-def output_lock(out: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold ``out``'s writer lock, or raise :class:`OutputBusyError` naming its holder."""
+def output_lock(out: str | os.PathLike[str], what: str = "dataset") -> Iterator[None]:
+    """Hold ``out``'s writer lock, or raise :class:`OutputBusyError` naming its holder (a
+    place where the lock cannot be written is a one-line error about the ``what``)."""
     out = Path(out).absolute()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock_path(out), os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        reason = "Not a directory" if isinstance(e, FileExistsError) else e.strerror or str(e)
-        raise DataError(
-            f"{out}: cannot write the dataset ({reason}); choose a writable output folder"
-        ) from None
+        raise write_error(out, e, what) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

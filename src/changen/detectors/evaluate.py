@@ -19,6 +19,7 @@ from torch import nn
 from changen.detectors.data import ChangePairDataset, pad_collate
 from changen.engine.data import make_loader
 from changen.engine.progress import SILENT, ProgressSink
+from changen.errors import ConfigError
 from changen.metrics.change import ChangeScores, confusion_counts, scores_from_counts
 
 SCORE_NAMES = ("precision", "recall", "f1", "iou")
@@ -58,6 +59,8 @@ def evaluate_detector(
     ``model``: split-level precision/recall/F1/IoU (one confusion matrix over the split, by
     :mod:`changen.metrics.change`'s rules) and per-image rows. Runs in this process only
     (no collective calls), so one rank of a distributed run can call it alone."""
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size {batch_size}: evaluate at least one image per batch")
     device = torch.device(device)
     batches = [
         list(range(k, min(len(dataset), k + batch_size)))

@@ -31,7 +31,15 @@ import numpy as np
 
 from changen.data.atomic import atomic_path
 from changen.errors import ConfigError, DataError
-from changen.events.objects import ObjectTable, State, check_count, choose, read_only, shape_moments
+from changen.events.objects import (
+    ObjectTable,
+    State,
+    check_count,
+    choose,
+    member,
+    read_only,
+    shape_moments,
+)
 from changen.events.records import NO_FIT, NO_ROOM, NO_SOURCE, EventRecord, EventTally
 
 Rotation = Literal["none", "90", "any"]
@@ -265,10 +273,11 @@ def transform_shape(
 
 
 def _tight(fp: np.ndarray) -> np.ndarray:
-    rows, cols = np.flatnonzero(fp.any(axis=1)), np.flatnonzero(fp.any(axis=0))
-    if rows.size == 0:
+    """``fp`` cut to the bbox of its set pixels (``(0, 0)`` when none is set)."""
+    x, y, w, h = cv2.boundingRect(fp.view(np.uint8)) if fp.size else (0, 0, 0, 0)
+    if w == 0:
         return np.zeros((0, 0), bool)
-    return fp[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return fp[y : y + h, x : x + w]
 
 
 def _on_border(bbox: tuple[int, int, int, int], shape: tuple[int, ...]) -> bool:
@@ -318,6 +327,8 @@ class _Room:
 
     def __init__(self, mask: np.ndarray, config: CreateConfig, free: np.ndarray) -> None:
         self.mask, self.free = mask, free
+        ids = free.nonzero()[0]
+        self.only = int(ids[0]) if ids.size == 1 else None  # the one free class, if one
         self.margin = config.margin
         self.occupy_placed = not config.allow_overlap
         self._none_free: bool | None = None
@@ -339,11 +350,20 @@ class _Room:
 
     def fits(self, fp: np.ndarray, py: int, px: int) -> bool:
         """Whether footprint ``fp`` at top-left ``(py, px)`` (inside the image) covers only
-        free pixels."""
+        free pixels: the least (and, for one free class, the largest) value under it, which
+        OpenCV finds without copying the covered pixels."""
         h, w = fp.shape
+        under = fp.view(np.uint8)
+        crop: np.ndarray
         if self.map is not None:
-            return bool(self.map[py : py + h, px : px + w][fp].all())
-        return bool(self.free[self.mask[py : py + h, px : px + w][fp]].all())
+            crop = self.map[py : py + h, px : px + w].view(np.uint8)
+        elif self.only is None:
+            crop = cv2.LUT(self.mask[py : py + h, px : px + w], self.free.view(np.uint8))
+        else:
+            lo, hi, at, _ = cv2.minMaxLoc(self.mask[py : py + h, px : px + w], mask=under)
+            return at[0] < 0 or lo == hi == self.only
+        lo, _, at, _ = cv2.minMaxLoc(crop, mask=under)
+        return at[0] < 0 or lo > 0
 
     def free_map(self) -> np.ndarray:
         return self.map if self.map is not None else _free_map(self.mask, self.free)
@@ -379,7 +399,7 @@ def _place(
     h, w = fp.shape
     if h > big_h or w > big_w or h == 0:
         return None
-    first = int(np.argmax(fp.ravel()))
+    first = int(fp.argmax())
     ay, ax = divmod(first, w)
     tries = 0
     for _ in range(4 * max_tries // _BATCH + 1):
@@ -461,13 +481,22 @@ def _place_bbox(h: int, w: int, room: _Room, rng: np.random.Generator) -> tuple[
         return None
     free = room.free_map().view(np.uint8)
     big_h, big_w = free.shape
-    ny, nx = big_h - h + 1, big_w - w + 1
     # erosion by an h x w box anchored at its top-left: 1 where the whole bbox there is free
     fits = cv2.erode(free, np.ones((h, w), np.uint8), anchor=(0, 0), borderValue=0)
-    ok = np.flatnonzero(fits[:ny, :nx])
-    if ok.size == 0:
+    fits = fits[: big_h - h + 1, : big_w - w + 1]
+    count = cv2.countNonZero(fits)
+    if count == 0:
         return None
-    return divmod(int(ok[rng.integers(ok.size)]), nx)
+    return _nth_set(fits, int(rng.integers(count)))
+
+
+def _nth_set(image: np.ndarray, n: int) -> tuple[int, int]:
+    """``(row, column)`` of the ``n``-th set pixel of a 0/1 uint8 image in raster order,
+    found from per-row counts (listing every set pixel costs far more on large images)."""
+    ends = np.cumsum(cv2.reduce(image, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel())
+    row = int(np.searchsorted(ends, n, side="right"))
+    before = int(ends[row - 1]) if row else 0
+    return row, int(np.flatnonzero(image[row])[n - before])
 
 
 _REDRAWS = 3
@@ -498,11 +527,11 @@ def _sources(
     within = config.within_classes if config.placement == "within" else ()
     never = (background, ignore, *within)
     if bank is not None:
-        ok = (bank.areas >= config.min_area) & ~np.isin(bank.classes, never)
+        ok = (bank.areas >= config.min_area) & ~member(bank.classes, never)
         if config.max_area is not None:
             ok &= bank.areas <= config.max_area
         if config.classes is not None:
-            ok &= np.isin(bank.classes, config.classes)
+            ok &= member(bank.classes, config.classes)
         return np.flatnonzero(ok)
     table = state.objects()
     cand = table.eligible(
@@ -564,8 +593,8 @@ def create_objects(
         for attempt in range(redraws + 1):
             c = int(cand[p] if attempt == 0 else cand[rng.integers(cand.size)])
             if bank is None:
-                src_id, cls, y0, x0 = (int(v) for v in table.rows[c, :4])
-                src_fp = state.footprint(c)
+                src_id, cls, y0, x0, y1, x1 = table.rows[c, :6].tolist()
+                src_fp = state.layer.footprint(src_id, (y0, x0, y1, x1))
                 bank_index = None
             else:
                 src_id, cls, y0, x0 = -1, int(bank.classes[c]), 0, 0

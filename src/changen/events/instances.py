@@ -64,9 +64,8 @@ def _paint(out: np.ndarray, box: Box, y0: int, x0: int, fp: np.ndarray, value: i
 def _hits(boxes: np.ndarray, box: Box) -> np.ndarray:
     """Indices of the ``(n, 4)`` boxes ``(y0, x0, y1, x1)`` that intersect ``box``."""
     y0, x0, y1, x1 = box
-    return np.flatnonzero(
-        (boxes[:, 0] < y1) & (boxes[:, 2] > y0) & (boxes[:, 1] < x1) & (boxes[:, 3] > x0)
-    )
+    hit = (boxes[:, 0] < y1) & (boxes[:, 2] > y0) & (boxes[:, 1] < x1) & (boxes[:, 3] > x0)
+    return hit.nonzero()[0]
 
 
 class GivenBase:
@@ -129,7 +128,7 @@ class TracedBase:
         return out
 
     def footprint(self, obj_id: int, box: Box) -> np.ndarray:
-        k = int(np.searchsorted(self.ids, obj_id))
+        k = int(self.ids.searchsorted(obj_id))
         if k == len(self.ids) or self.ids[k] != obj_id:
             return np.zeros((box[2] - box[0], box[3] - box[1]), bool)
         own = self.boxes[k].tolist()

@@ -5,12 +5,12 @@ when the source has none, one connected component of one class (4- or 8-connecti
 Background and ignore pixels are never part of an object.
 
 A :class:`State` is a mask, an :class:`ObjectTable` (id, class, bbox, area of every object)
-and an :class:`~changen.events.instances.InstanceLayer`. The table is built by border tracing
-(:mod:`changen.events.labelling`), with no label map; events choose objects from the table,
-recover the pixels of the few they edit by flood fill from a seed pixel, and record what they
-wrote in the layer. The full int32 instance map is built only when someone reads
+and an :class:`~changen.events.instances.InstanceLayer`. The table is built from the objects'
+outlines (:mod:`changen.events.labelling`), with no label map; events choose objects from the
+table, recover the pixels of the few they edit by flood fill from a seed pixel, and record what
+they wrote in the layer. The full int32 instance map is built only when someone reads
 ``State.instances`` (or the given instance map is used as it is, when the source had one), so
-a chain of events costs one trace of its first mask plus the edited pixels.
+a chain of events costs one labelling of its first mask plus the edited pixels.
 """
 
 from __future__ import annotations
@@ -122,11 +122,11 @@ class ObjectTable:
             ok &= self.rows[:, _AREA] <= max_area
         cls = self.rows[:, _CLS]
         if classes is not None:
-            ok &= np.isin(cls, np.fromiter(classes, np.int64))
-        ex = np.fromiter(exclude, np.int64)
-        if ex.size:
-            ok &= ~np.isin(cls, ex)
-        return np.flatnonzero(ok)
+            ok &= member(cls, classes)
+        ex = tuple(exclude)
+        if ex:
+            ok &= ~member(cls, ex)
+        return ok.nonzero()[0]
 
     def footprint(self, instances: np.ndarray, i: int) -> np.ndarray:
         """Footprint of row ``i`` in a full instance map (bool, bbox-sized)."""
@@ -168,6 +168,21 @@ class ObjectTable:
             ys, xs = np.flatnonzero(fp.any(axis=1)), np.flatnonzero(fp.any(axis=0))
             rows[i, 2:] = (y0 + ys[0], x0 + xs[0], y0 + ys[-1] + 1, x0 + xs[-1] + 1, area)
         return ObjectTable(np.delete(rows, gone, axis=0) if gone else rows)
+
+
+_FEW = 8
+"""Up to this many ids, :func:`member` compares with each (``np.isin`` costs more on them)."""
+
+
+def member(values: np.ndarray, ids: Iterable[int]) -> np.ndarray:
+    """Bool array: which ``values`` are among ``ids`` (``np.isin``, faster for a few ids)."""
+    wanted = tuple(int(v) for v in ids)
+    if len(wanted) > _FEW:
+        return np.isin(values, np.array(wanted, np.int64))
+    out = np.zeros(values.shape, bool)
+    for v in wanted:
+        out |= values == v
+    return out
 
 
 def check_count(event: str, count: tuple[int, int], rate: float | None) -> None:
@@ -314,7 +329,7 @@ class State:
         """State of a semantic mask; objects are the given instances or, when None, the
         connected components of each class. Instance ids on ignore pixels are dropped."""
         if instances is None and _plain(mask):
-            # trace the caller's array, then copy it: the tracer's scratch image is freed
+            # label the caller's array, then copy it: the labelling's scratch image is freed
             # before the copy is made, so the two never need fresh memory at once
             classes, comp = label_mask(mask, connectivity, background, ignore)
             mask = read_only(mask.copy())
@@ -327,7 +342,11 @@ class State:
             classes, comp = label_mask(mask, connectivity, background, ignore)
         ids = np.arange(1, len(comp) + 1, dtype=np.int64)
         base = TracedBase(mask, ids, comp[:, SEED], comp[:, Y0 : X1 + 1], connectivity)
-        table = ObjectTable(np.column_stack([ids, classes, comp[:, Y0:]]))
+        rows = np.empty((len(ids), 7), np.int64)
+        rows[:, _ID] = ids
+        rows[:, _CLS] = classes
+        rows[:, _Y0:] = comp[:, Y0:]
+        table = ObjectTable(rows)
         return cls.from_layer(mask, InstanceLayer(base), len(ids) + 1, table)
 
     @classmethod

@@ -139,7 +139,7 @@ def remove_objects(
     records: list[EventRecord] = []
     for p in picked:
         i = int(cand[p])
-        obj_id, cls, y0, x0, y1, x1, area = (int(v) for v in rows[i])
+        obj_id, cls, y0, x0, y1, x1, area = rows[i].tolist()
         fp = layer.footprint(obj_id, (y0, x0, y1, x1))
         fill, fill_id = background, 0
         if config.fill == "surrounding":
@@ -173,7 +173,9 @@ def remove_objects(
                 area=area,
             )
         )
-    table = ObjectTable(np.delete(rows, removed, axis=0))
+    gone = np.zeros(len(rows), bool)
+    gone[removed] = True
+    table = ObjectTable(rows[~gone])
     return State.from_layer(read_only(mask), layer, state.next_id, table), records
 
 

@@ -148,6 +148,7 @@ class DatasetOutput:
         self.shards = shard_ranges(n_samples, shard_size)
         self._shard_size = shard_size
         resuming = resume and self._check_resume(config)
+        committed = self._committed_rows() if resuming else {}
         if not resuming and self._busy(overwrite):
             self._remove_own_artefacts()
         self.writer: ChangeDatasetWriter = WRITERS[layout](
@@ -157,7 +158,7 @@ class DatasetOutput:
         self.committed: set[int] = set()
         self.restored = 0
         if resuming:
-            self._restore()
+            self._restore(committed)
         self._pending: dict[int, dict[int, dict[str, Any]]] = {}
         self._written: dict[int, list[str]] = {}
 
@@ -190,10 +191,10 @@ class DatasetOutput:
             )
         return True
 
-    def _restore(self) -> None:
-        for stale in self.root.rglob(".*.part*"):  # temporary files of a killed run
-            if stale.is_file():
-                stale.unlink()
+    def _committed_rows(self) -> dict[int, list[dict[str, Any]]]:
+        """The rows of each committed shard of the run to resume, checked before anything in
+        ``root`` changes (so a damaged shard leaves the folder as it was)."""
+        committed: dict[int, list[dict[str, Any]]] = {}
         for path in sorted((self.root / SHARD_DIR).glob("shard-*.jsonl")):
             try:
                 shard = int(path.stem.split("-")[1])
@@ -207,6 +208,14 @@ class DatasetOutput:
                     f"{path}: rows do not cover shard {shard}'s samples; delete the file and "
                     f"rerun with --resume"
                 )
+            committed[shard] = rows
+        return committed
+
+    def _restore(self, committed: dict[int, list[dict[str, Any]]]) -> None:
+        for stale in self.root.rglob(".*.part*"):  # temporary files of a killed run
+            if stale.is_file():
+                stale.unlink()
+        for shard, rows in committed.items():
             for row in rows:
                 for output in row["outputs"]:
                     self.writer.record(output["name"], output["counts"])

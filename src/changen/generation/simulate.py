@@ -19,8 +19,9 @@ changed), so they have no ignore value and ignore pixels are 0 there; the masks 
 id and ``semantic_change/`` marks them 65535, whatever the taxonomy's ignore id. Item ``i``
 draws its events from :func:`changen.seeding.events_rng` — the generator ``changen generate``
 uses for sample ``i`` — so any item is reproducible on its own and a ``generate`` run with the
-same seed simulates the same masks and events. Every file is
-written atomically, ``manifest.json`` last.
+same seed simulates the same masks and events. The output is built under a staging name and
+renamed into place once complete (:func:`changen.data.staging.staged_output`), so a bad item or
+a full disk leaves the output folder as it was.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ import numpy as np
 
 from changen.data.atomic import write_text_atomic
 from changen.data.imageio import write_image
-from changen.data.lock import output_lock
 from changen.data.readers.base import Reader
+from changen.data.staging import staged_output
 from changen.engine.progress import SILENT, ProgressSink, track
 from changen.errors import DataError
 from changen.events.process import ChangeProcess, simulate
@@ -141,12 +142,13 @@ def simulate_dataset(
     mode: UnlabeledMode = "none",
     limit: int | None = None,
     write_preview: bool = True,
+    overwrite: bool = False,
     progress: ProgressSink = SILENT,
 ) -> Counter[str]:
-    """Simulate the first ``limit`` items of ``reader`` into ``out``; return event counts (one
-    run at a time may write ``out``)."""
-    with output_lock(out):
-        return _simulate(reader, process, out, seed, mode, limit, write_preview, progress)
+    """Simulate the first ``limit`` items of ``reader`` into ``out`` (absent or empty, unless
+    ``overwrite`` replaces it); return event counts. One run at a time may write ``out``."""
+    with staged_output(out, overwrite=overwrite) as stage:
+        return _simulate(reader, process, stage, seed, mode, limit, write_preview, progress)
 
 
 def _simulate(
@@ -160,7 +162,6 @@ def _simulate(
     progress: ProgressSink,
 ) -> Counter[str]:
     n = len(reader) if limit is None else min(limit, len(reader))
-    out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "process.json", json.dumps(process.to_dict(), indent=2) + "\n")
     lines: list[str] = []
     counts: Counter[str] = Counter()

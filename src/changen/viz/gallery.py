@@ -8,6 +8,11 @@ knows (a generated one, or LEVIR-CD, SECOND, …) and writes, by default under
     gallery.css, gallery.js                              its style and its filter script
     thumbs/<name>_{t1,t2}.jpg, <name>_{m1,m2,ov}.png   images, coloured masks, change overlay
 
+The thumbnails are written under a staging name and swapped in once all of them, the page,
+its style and its script (each written atomically) are written, so a bad sample or a full disk
+leaves the previous gallery as it was (:func:`changen.data.staging.staged_output`, which also
+holds the writer lock of ``thumbs/``).
+
 The events of every pair come from the manifest rows it is given (for a dataset written by
 ``changen generate``, its ``manifest/shard-*.jsonl``, read by the caller); a pair without any
 event is filed under "none", and samples without rows under "unknown". The page is
@@ -36,6 +41,7 @@ from changen.data.atomic import write_text_atomic
 from changen.data.bands import to_rgb8
 from changen.data.imageio import write_image
 from changen.data.readers import open_dataset
+from changen.data.staging import staged_output
 from changen.errors import DataError, FormatError
 from changen.sample import ChangeSample, Taxonomy
 from changen.viz.grid import render_cell
@@ -164,34 +170,33 @@ def render_gallery(
             f"(run changen generate on it first)"
         )
     page = Path(out_html) if out_html is not None else root / "gallery" / "index.html"
-    thumbs = page.parent / "thumbs"
     events = pair_events(rows or ())
     names = (source_taxonomy or reader.taxonomy).names
-    cards = []
-    for i in range(min(limit, len(reader))):
-        sample = reader[i]
-        files = _thumbs(sample, thumbs, thumb, sample.taxonomy or reader.taxonomy)
-        records = events.get(sample.name)
-        cards.append(_card(sample.name, files, records, names))
-    kinds = Counter(k for card in cards for k in card["kinds"])
     classes = reader.taxonomy.classes
     env = _environment()
-    html = env.get_template("gallery.html.j2").render(
-        csp=CSP,
-        title=root.resolve().name,
-        format=reader.format,
-        total=len(reader),
-        cards=cards,
-        filters=[(k, kinds[k]) for k in EVENT_ORDER if kinds[k]],
-        legend=[c.name for c in classes],
-    )
     css = env.get_template("gallery.css.j2").render(
         colors=[_css_color(c.color, c.name) for c in classes]
     )
     script = resources.files("changen.viz").joinpath("templates", "gallery.js").read_text("utf-8")
-    write_text_atomic(page.parent / "gallery.css", css)
-    write_text_atomic(page.parent / "gallery.js", script)
-    write_text_atomic(page, html)
+    with staged_output(page.parent / "thumbs", overwrite=True, what="gallery") as thumbs:
+        cards = []
+        for i in range(min(limit, len(reader))):
+            sample = reader[i]
+            files = _thumbs(sample, thumbs, thumb, sample.taxonomy or reader.taxonomy)
+            cards.append(_card(sample.name, files, events.get(sample.name), names))
+        kinds = Counter(k for card in cards for k in card["kinds"])
+        html = env.get_template("gallery.html.j2").render(
+            csp=CSP,
+            title=root.resolve().name,
+            format=reader.format,
+            total=len(reader),
+            cards=cards,
+            filters=[(k, kinds[k]) for k in EVENT_ORDER if kinds[k]],
+            legend=[c.name for c in classes],
+        )
+        write_text_atomic(page.parent / "gallery.css", css)
+        write_text_atomic(page.parent / "gallery.js", script)
+        write_text_atomic(page, html)
     return page
 
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from changen.data.bands import to_rgb8
 from changen.data.imageio import read_image
-from changen.data.readers.base import ChangeReader
+from changen.data.readers.base import DEFAULT_CHOICE, ChangeReader, check_mask
 from changen.data.readers.folder import (
     check_same_size,
     find_subdir,
@@ -91,13 +91,13 @@ def read_single_band(path: Path, what: str = "change label") -> np.ndarray:
     return raw[..., 0]
 
 
-def read_index_mask(path: Path, taxonomy: Taxonomy) -> np.ndarray:
+def read_index_mask(path: Path, taxonomy: Taxonomy, defaulted: bool = False) -> np.ndarray:
     """A single-band class-id mask (as changen's writers store them), checked against
-    ``taxonomy``."""
+    ``taxonomy`` (``defaulted``: the reader's default taxonomy, see :func:`check_mask`)."""
     band = read_single_band(path, "semantic mask")
     if band.dtype != np.uint8:
         raise DataError(f"{path}: semantic mask is {band.dtype}; class-id masks are 8-bit")
-    taxonomy.validate(band, str(path))
+    check_mask(band, taxonomy, path, defaulted=defaulted)
     return band
 
 
@@ -139,9 +139,7 @@ class ChangeFolderReader(ChangeReader):
         #: why the taxonomy was chosen when nobody named it (None when it was given or found)
         self.taxonomy_choice: str | None = None
         if chosen is None:
-            self.taxonomy_choice = (
-                f"{self.default_taxonomy.name} (default: no taxonomy given and no manifest.json)"
-            )
+            self.taxonomy_choice = f"{self.default_taxonomy.name} ({DEFAULT_CHOICE})"
         super().__init__(root, chosen or self.default_taxonomy)
         self.split = split
         self.bands = bands
@@ -241,7 +239,7 @@ class ChangeFolderReader(ChangeReader):
             if path is None:
                 masks.append(None)
                 continue
-            mask = read_index_mask(path, self.taxonomy)
+            mask = read_index_mask(path, self.taxonomy, self.taxonomy_choice is not None)
             check_same_size(hw, item.files[0], mask, path)
             masks.append(mask)
         return masks

@@ -14,7 +14,9 @@ in the root (as changen's writers write it), else ``binary_building``. Binary ma
 0/255 are never cut silently: with a binary taxonomy a mask holding 255 but no 1 is an error
 unless ``binary_threshold`` is given, in which case every mask is read as ``mask > threshold``
 (so 255 becomes building, not ignore). Image pixels that are no-data (alpha 0) become the
-taxonomy's ignore id in the mask.
+taxonomy's ignore id in the mask. Every mask is checked against the taxonomy
+(:func:`~changen.data.readers.base.check_mask`): an id it does not define is an error naming
+the file and the ids.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ import numpy as np
 
 from changen.data.bands import to_rgb8
 from changen.data.imageio import list_images, read_image
-from changen.data.readers.base import SceneReader
+from changen.data.readers.base import SceneReader, check_mask, mask_values
 from changen.errors import ConfigError, DataError
 from changen.sample import Scene, Taxonomy
-from changen.taxonomies import BINARY_BUILDING, TAXONOMIES, get_taxonomy
+from changen.taxonomies import BINARY_BUILDING, get_taxonomy
 
 IMAGE_DIRS = ("images", "image", "img", "imgs")
 MASK_DIRS = ("masks", "mask", "labels", "label", "gt")
@@ -147,40 +149,38 @@ def read_label_mask(
     binary_threshold: int | None = None,
     taxonomy_given: bool = True,
 ) -> np.ndarray:
-    """Read a mask file as a validated uint8 HW class-id map (see the module docstring)."""
+    """Read a mask file as a uint8 HW class-id map checked against ``taxonomy`` (see the
+    module docstring); ``taxonomy_given=False`` says the taxonomy is the reader's default."""
+    mask = _decode_mask(path, taxonomy, binary_threshold)
+    check_mask(mask, taxonomy, path, defaulted=not taxonomy_given)
+    return mask
+
+
+def _decode_mask(path: Path, taxonomy: Taxonomy, binary_threshold: int | None) -> np.ndarray:
+    """A mask file's class ids: RGB colours decoded, a threshold applied, 0/255 refused."""
     raw = read_image(path)
     if raw.shape[2] in (3, 4):
         rgb = raw[..., :3]
         grey = bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
         if binary_threshold is None or not grey:
             try:
-                mask = taxonomy.decode_rgb(rgb, source=str(path))
+                return taxonomy.decode_rgb(rgb, source=str(path))
             except DataError:
                 if not grey:
                     raise
-            else:
-                taxonomy.validate(mask, source=str(path))
-                return mask
         raw = rgb[..., :1]
     elif raw.shape[2] != 1:
         raise DataError(f"{path}: a mask needs 1 band or RGB colours, got {raw.shape[2]} bands")
     if binary_threshold is not None:
         return (raw[..., 0] > binary_threshold).astype(np.uint8)
     mask = _index_map(raw[..., 0], path)
-    present = np.flatnonzero(np.bincount(mask.ravel(), minlength=256))
-    if is_binary(taxonomy) and 255 in present and 1 not in present:
+    present = mask_values(mask)
+    if is_binary(taxonomy) and present[255] and not present[1]:
         raise DataError(
             f"{path}: mask holds only 0/255 but taxonomy {taxonomy.name!r} reads 1 as building "
-            f"and 255 as ignore; pass binary_threshold=127 to read 0/255 masks as 0/1"
+            f"and 255 as ignore; pass --binary-threshold 127 (binary_threshold=127 in Python) "
+            f"to read 0/255 masks as 0/1"
         )
-    if not taxonomy_given:
-        unknown = [int(i) for i in present if i not in (0, 1, 255)]
-        if unknown:
-            raise DataError(
-                f"{path}: mask ids {unknown} are not binary and no taxonomy was given; pass "
-                f"taxonomy= (one of {', '.join(TAXONOMIES)}) or add a manifest.json"
-            )
-    taxonomy.validate(mask, source=str(path))
     return mask
 
 

@@ -16,6 +16,11 @@ polygons win where they overlap, and a polygon covering no pixel centre leaves i
 ``Scene.meta["instance_features"][k - 1]`` is the feature index of id k). Pixels that are
 nodata or alpha 0 become the taxonomy's ignore id.
 
+Only (Multi)Polygon features (and the polygons of a GeometryCollection) become labels. The
+others (null geometry, Point, LineString, empty polygons…) are skipped and counted by kind in
+``VectorLabels.skipped`` and ``Scene.meta["skipped_features"]``; each label file with some gets
+one :class:`~changen.data.readers.base.SkippedLabelsWarning` when it is parsed.
+
 The image goes through :func:`changen.data.bands.to_rgb8`: a 1-band uint16 panchromatic
 raster (the SpaceNet sample) becomes 3 identical uint8 bands stretched from its 2nd–98th
 percentile of valid pixels. ``raw=True`` keeps the raster's own bands and dtype instead.
@@ -32,6 +37,7 @@ spatial index stores features in spatial order.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +54,7 @@ from shapely.geometry.base import BaseGeometry
 
 from changen.data.bands import DEFAULT_STRETCH, stretch_to_uint8, to_rgb8
 from changen.data.raster import parse_crs, raster_info, read_raster
-from changen.data.readers.base import SceneReader
+from changen.data.readers.base import SceneReader, check_mask, warn_skipped
 from changen.errors import ConfigError, DataError, FormatError
 from changen.sample import GeoRef, Scene, Taxonomy
 from changen.taxonomies import BINARY_BUILDING
@@ -77,14 +83,15 @@ class VectorLabels:
         geometries: list[BaseGeometry],
         properties: list[dict[str, Any]],
         feature_index: list[int],
-        skipped: int,
+        skipped: Mapping[str, int],
     ) -> None:
         self.path = path
         self.crs = crs
         self.geometries = geometries
         self.properties = properties
         self.feature_index = feature_index
-        self.skipped = skipped
+        #: features left out, by kind ("Point", "null geometry", …)
+        self.skipped = dict(skipped)
         self._projected: dict[str, tuple[list[BaseGeometry], shapely.STRtree]] = {}
 
     def __len__(self) -> int:
@@ -146,15 +153,37 @@ def read_vector_labels(path: Path, crs: str | None = None) -> VectorLabels:
     crs = crs or _declared_crs(doc, path) or GEOJSON_DEFAULT_CRS
     if crs != PIXEL:
         parse_crs(crs, str(path))
-    geometries, properties, index, skipped = [], [], [], 0
+    geometries, properties, index, skipped = [], [], [], Counter[str]()
     for i, feature in enumerate(features):
-        geom = _polygonal(feature.get("geometry"), path, i)
-        if geom is None:
-            skipped += 1
+        geom = _shape(feature.get("geometry"), path, i)
+        areal = _areal(geom)
+        if areal is None:
+            skipped[_kind(geom)] += 1
             continue
-        geometries.append(geom)
+        geometries.append(areal)
         properties.append(feature.get("properties") or {})
         index.append(i)
+    return _labels(path, crs, geometries, properties, index, skipped, len(features))
+
+
+def _labels(
+    path: Path,
+    crs: str,
+    geometries: list[BaseGeometry],
+    properties: list[dict[str, Any]],
+    index: list[int],
+    skipped: Mapping[str, int],
+    total: int,
+) -> VectorLabels:
+    """The parsed labels, with the one warning about the features that were skipped."""
+    warn_skipped(
+        path,
+        skipped,
+        total,
+        "features",
+        "only Polygon and MultiPolygon features become labels: buffer points and lines "
+        "into polygons, or drop them",
+    )
     return VectorLabels(path, crs, geometries, properties, index, skipped)
 
 
@@ -183,22 +212,24 @@ def _read_ogr(path: Path, crs: str | None) -> VectorLabels:
         parse_crs(crs, str(path))
     names = [str(n) for n in meta.get("fields", [])]
     columns = [_python_values(col) for col in field_data]
-    geometries, properties, index, skipped = [], [], [], 0
-    for i, blob in enumerate(wkb if wkb is not None else []):
+    blobs = wkb if wkb is not None else []
+    geometries, properties, index, skipped = [], [], [], Counter[str]()
+    for i, blob in enumerate(blobs):
         try:
             geom = shapely.from_wkb(blob) if blob is not None else None
         except (ShapelyError, TypeError, ValueError) as e:
             raise DataError(
                 f"{path}: feature {i} has an invalid geometry ({_first_line(e)}); fix or remove it"
             ) from None
-        geom = _areal(shapely.force_2d(geom) if geom is not None else None)
-        if geom is None:
-            skipped += 1
+        geom = shapely.force_2d(geom) if geom is not None else None
+        areal = _areal(geom)
+        if areal is None:
+            skipped[_kind(geom)] += 1
             continue
-        geometries.append(geom)
+        geometries.append(areal)
         properties.append({n: col[i] for n, col in zip(names, columns, strict=True)})
         index.append(i)
-    return VectorLabels(path, crs, geometries, properties, index, skipped)
+    return _labels(path, crs, geometries, properties, index, skipped, len(blobs))
 
 
 def _python_values(column: np.ndarray) -> list[Any]:
@@ -232,17 +263,23 @@ def _declared_crs(doc: dict[str, Any], path: Path) -> str | None:
     return name
 
 
-def _polygonal(geometry: Any, path: Path, index: int) -> BaseGeometry | None:
-    """The polygonal part of a feature's geometry, or None when it has none (points, lines)."""
+def _shape(geometry: Any, path: Path, index: int) -> BaseGeometry | None:
+    """A GeoJSON feature's geometry as shapely (None for a null geometry)."""
     if geometry is None:
         return None
     try:
-        geom = shape(geometry)
+        return shape(geometry)
     except (AttributeError, KeyError, TypeError, ValueError, ShapelyError) as e:
         raise DataError(
             f"{path}: feature {index} has an invalid geometry ({e}); fix or remove it"
         ) from None
-    return _areal(geom)
+
+
+def _kind(geom: BaseGeometry | None) -> str:
+    """How a skipped geometry is counted: its type, "empty <type>" or "null geometry"."""
+    if geom is None:
+        return "null geometry"
+    return f"empty {geom.geom_type}" if geom.is_empty else geom.geom_type
 
 
 def _areal(geom: BaseGeometry | None) -> BaseGeometry | None:
@@ -356,6 +393,7 @@ def rasterize_labels(
         )
     classes = np.concatenate([[rule.taxonomy.background], rule.ids(labels, on_grid)])
     mask = classes.astype(np.uint8)[instances]
+    check_mask(mask, rule.taxonomy, labels.path)
     return mask, instances, [labels.feature_index[i] for i in on_grid]
 
 

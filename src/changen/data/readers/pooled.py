@@ -3,7 +3,9 @@
 :func:`open_sources` opens each :class:`SourceEntry` with
 :func:`~changen.data.readers.open_dataset`, resamples it to a target GSD when asked
 (:class:`~changen.data.readers.resample.ResampledReader`) and, for more than one source,
-concatenates them in a :class:`PooledReader`. All sources must read masks with one taxonomy.
+concatenates them in a :class:`PooledReader`. All sources must read masks with one taxonomy;
+each item's mask has been checked against it by the source's own reader
+(:func:`~changen.data.readers.base.check_mask`), so pooling checks nothing twice.
 
 Pooled item names are always ``<tag>__<name>``, ``tag`` being the source's file or folder stem
 (``0-<stem>``, ``1-<stem>``… for every source when two stems are equal), so names are unique,

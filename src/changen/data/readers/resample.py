@@ -14,10 +14,11 @@ centred there. Without a CRS the reader's ``source_gsd`` is used; with neither, 
 The image is resampled with ``cv2.INTER_AREA`` when shrinking and ``cv2.INTER_CUBIC`` when
 enlarging (OpenCV saturates the cubic overshoot to the dtype's range); the mask and instance map
 with ``cv2.INTER_NEAREST_EXACT`` (nearest to each output pixel's centre, so labels stay aligned
-with the image; ids are never mixed or renumbered). The output size is ``round(size × factor)``
-and the transform is scaled by exactly the factor, so pixels are ``target_gsd`` wide and the
-bounds move by less than half a pixel. A factor within 1 % of 1 leaves the scene untouched;
-otherwise ``Scene.meta["resample"]`` records the source GSD, where it came from and the factor.
+with the image; ids are never mixed or renumbered, so the wrapped reader's mask check holds).
+The output size is ``round(size × factor)`` and the transform is scaled by exactly the factor,
+so pixels are ``target_gsd`` wide and the bounds move by less than half a pixel. A factor
+within 1 % of 1 leaves the scene untouched; otherwise ``Scene.meta["resample"]`` records the
+source GSD, where it came from and the factor.
 """
 
 from __future__ import annotations

@@ -37,7 +37,8 @@ class SecondReader(ChangeFolderReader):
         item = self._items[index]
         t1, t2, georef = self._load_pair(item)
         tax = self.taxonomy
-        l1, l2 = (read_label_mask(path, tax) for path in item.files[2:])
+        given = self.taxonomy_choice is None
+        l1, l2 = (read_label_mask(path, tax, taxonomy_given=given) for path in item.files[2:])
         check_same_size(t1.shape, item.files[0], l1, item.files[2], "label")
         check_same_size(t1.shape, item.files[0], l2, item.files[3], "label")
         change = ((l1 != tax.background) | (l2 != tax.background)).astype(np.uint8)

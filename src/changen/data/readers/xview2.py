@@ -11,6 +11,11 @@ The ``pre`` phase gives a ``binary_building`` mask (building = 1), the ``post`` 
 ``xview2_damage`` mask with the id of each polygon's subtype. A custom ``taxonomy`` may be
 given: classes are then looked up by name (``building``, or the subtype names). The root may
 also be a folder of splits (``train/``, ``tier3/``, …) each in that layout.
+
+Polygons lying wholly outside the image (coordinates that are not this image's pixels: lon/lat
+copied into ``xy``, another image size) burn nothing; each label file that has some gets one
+:class:`~changen.data.readers.base.SkippedLabelsWarning` with their count and an example.
+Buildings cut by the image edge are normal and not counted.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import shapely
 import shapely.wkt
 from affine import Affine
 from rasterio.features import rasterize
@@ -29,7 +35,7 @@ from shapely.geometry.base import BaseGeometry
 
 from changen.data.bands import to_rgb8
 from changen.data.imageio import read_image
-from changen.data.readers.base import SceneReader
+from changen.data.readers.base import SceneReader, check_mask, warn_skipped
 from changen.errors import ConfigError, DataError
 from changen.sample import Scene, Taxonomy
 from changen.taxonomies import BINARY_BUILDING, XVIEW2_DAMAGE
@@ -81,6 +87,34 @@ def parse_polygons(path: Path, features: list[dict[str, Any]]) -> list[BaseGeome
             )
         geoms.append(geom)
     return geoms
+
+
+def outside_image(geoms: list[BaseGeometry], shape: tuple[int, int]) -> np.ndarray:
+    """Indices of the polygons whose bounds lie wholly outside an image of ``shape`` (h, w)."""
+    if not geoms:
+        return np.zeros(0, np.int64)
+    h, w = shape
+    x0, y0, x1, y1 = shapely.bounds(geoms).T
+    with np.errstate(invalid="ignore"):  # empty polygons have NaN bounds: never outside
+        off = (x1 <= 0) | (y1 <= 0) | (x0 >= w) | (y0 >= h)
+    return np.flatnonzero(off)
+
+
+def _warn_outside(path: Path, geoms: list[BaseGeometry], shape: tuple[int, int]) -> None:
+    """One warning for the polygons of ``path`` that lie outside the image, if any."""
+    off = outside_image(geoms, shape)
+    if not off.size:
+        return
+    x0, y0, x1, y1 = geoms[int(off[0])].bounds
+    warn_skipped(
+        path,
+        {"outside the image": int(off.size)},
+        len(geoms),
+        "polygons",
+        f"the first, feature {int(off[0])}, spans x {x0:.6g}..{x1:.6g}, y {y0:.6g}..{y1:.6g} "
+        f"but the image is {shape[1]}×{shape[0]} px; features.xy must hold pixel coordinates of "
+        f"this image (not lon/lat, not another image's size): fix or drop those features",
+    )
 
 
 def burn_instances(geoms: list[BaseGeometry], shape: tuple[int, int]) -> np.ndarray:
@@ -173,9 +207,11 @@ class XView2Reader(SceneReader):
                 f"but the image {image_path} is {w}×{h}; pair the right files"
             )
         geoms = parse_polygons(label_path, features)
+        _warn_outside(label_path, geoms, (h, w))
         lut = self._class_ids(label_path, features)
         instances = burn_instances(geoms, (h, w))
         mask = lut[instances]
+        check_mask(mask, self.taxonomy, label_path)
         if valid is not None:
             mask[~valid] = self.taxonomy.ignore
         uids = [(f.get("properties") or {}).get("uid") for f in features]

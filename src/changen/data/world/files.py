@@ -1,4 +1,5 @@
-"""Writing a sample-world dataset to disk, in the folder or the LEVIR-CD layout."""
+"""Writing a sample-world dataset to disk, in the folder or the LEVIR-CD layout (built under a
+staging name and renamed into place when complete: :func:`changen.data.staging.staged_output`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from changen.data.staging import staged_output
 from changen.data.world.change import render_change_pair
 from changen.data.world.config import ChangeConfig, WorldConfig
 from changen.data.world.scene import render_scene
@@ -37,7 +39,8 @@ def write_sample_world(
     Scenes go to the folder layout (``images/ masks/ instances/`` + ``manifest.json``); with
     ``pairs=True`` change pairs go to the LEVIR-CD layout (``A/ B/ label/ A_mask/ B_mask/``).
     Item ``i`` draws from ``SeedSequence([seed, i])``. The configs and seed are recorded in the
-    manifest's provenance. ``size`` overrides ``config.size``.
+    manifest's provenance. ``size`` overrides ``config.size``. ``out`` must be absent or empty
+    unless ``overwrite``; it is replaced only once the new dataset is complete.
     """
     if n < 1:
         raise ConfigError(f"n={n}: write at least one sample-world item")
@@ -50,20 +53,16 @@ def write_sample_world(
         "pairs": pairs,
         "world_config": config.to_dict(),
     }
-    root = Path(out)
     if pairs:
         provenance["change_config"] = change.to_dict()
-        with WRITERS["levircd"](
-            root, OPENEARTHMAP, overwrite=overwrite, provenance=provenance
-        ) as writer:
-            for i in range(n):
-                writer.write(
-                    render_change_pair(item_rng(seed, i), config, change, name=f"world_{i:05d}")
-                )
-    else:
-        with SceneFolderWriter(
-            root, OPENEARTHMAP, overwrite=overwrite, provenance=provenance
-        ) as scenes:
-            for i in range(n):
-                scenes.write(render_scene(item_rng(seed, i), config, name=f"world_{i:05d}"))
-    return root
+    with staged_output(out, overwrite=overwrite) as stage:
+        if pairs:
+            with WRITERS["levircd"](stage, OPENEARTHMAP, provenance=provenance) as writer:
+                for i in range(n):
+                    name = f"world_{i:05d}"
+                    writer.write(render_change_pair(item_rng(seed, i), config, change, name=name))
+        else:
+            with SceneFolderWriter(stage, OPENEARTHMAP, provenance=provenance) as scenes:
+                for i in range(n):
+                    scenes.write(render_scene(item_rng(seed, i), config, name=f"world_{i:05d}"))
+    return Path(out)

@@ -186,13 +186,23 @@ class GanConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GanConfig:
-        unknown = set(data) - {"generator", "discriminator"}
+        parts = _object(data, "GAN config")
+        unknown = set(parts) - {"generator", "discriminator"}
         if unknown:
             raise ConfigError(f"unknown GAN config keys {sorted(unknown)}; remove them")
         return cls(
-            generator=GeneratorConfig.from_dict(data.get("generator", {})),
-            discriminator=DiscriminatorConfig.from_dict(data.get("discriminator", {})),
+            generator=GeneratorConfig.from_dict(_object(parts.get("generator", {}), "generator")),
+            discriminator=DiscriminatorConfig.from_dict(
+                _object(parts.get("discriminator", {}), "discriminator")
+            ),
         )
+
+
+def _object(data: Any, what: str) -> dict[str, Any]:
+    """``data`` if it is a JSON object, else a :class:`ConfigError` naming ``what``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"the {what} must be a JSON object of fields, got {data!r}")
+    return data
 
 
 def _to_dict(config: Any) -> dict[str, Any]:
@@ -203,12 +213,27 @@ def _to_dict(config: Any) -> dict[str, Any]:
 
 
 def _from_dict(cls: type[_T], data: dict[str, Any]) -> _T:
-    """Inverse of ``_to_dict``; unknown keys are an error, lists become tuples."""
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = set(data) - names
+    """Inverse of ``_to_dict``; unknown keys, and values not of their field's type, are an
+    error; lists become tuples."""
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - set(defaults)
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} keys {sorted(unknown)}; remove them")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    for key, value in values.items():
+        if not _same_type(value, defaults[key]):
+            raise ConfigError(
+                f"{cls.__name__} {key}={value!r}: expected a value like {defaults[key]!r}"
+            )
+    return cls(**values)
+
+
+def _same_type(value: Any, default: Any) -> bool:
+    """Whether ``value`` has the type of its field's ``default`` (a tuple holds ints; a bool
+    is no int)."""
+    if isinstance(default, tuple):
+        return isinstance(value, tuple) and all(type(v) is int for v in value)
+    return type(value) is type(default)
 
 
 _TINY_G = GeneratorConfig(
