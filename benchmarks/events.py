@@ -35,16 +35,13 @@ Run: ``.venv/bin/python benchmarks/events.py [--reps 20] [--size 1024] [--object
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import random
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import cv2
@@ -60,24 +57,11 @@ from changen.events import (
     remove_objects,
     simulate,
 )
+from reference import load_torchange_file
 
 CLASSES = (1, 2, 3, 4)
 CLASS_PROBS = (0.55, 0.2, 0.15, 0.1)
 COUNT = (1, 5)
-
-
-def load_torchange() -> ModuleType:
-    """Load torchange's ``change_event_simulation.py`` by path, not through its package."""
-    spec = importlib.util.find_spec("torchange")
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("torchange is not installed: pip install --no-deps torchange==0.0.4")
-    path = Path(next(iter(spec.submodule_search_locations)))
-    path = path / "models" / "changen2" / "change_event_simulation.py"
-    file_spec = importlib.util.spec_from_file_location("torchange_change_event_simulation", path)
-    assert file_spec is not None and file_spec.loader is not None
-    module = importlib.util.module_from_spec(file_spec)
-    file_spec.loader.exec_module(module)
-    return module
 
 
 def building_mask(rng: np.random.Generator, size: int = 1024, n_objects: int = 300) -> np.ndarray:
@@ -150,7 +134,7 @@ def ours_chain(steps: int, mode: str) -> ChangeProcess:
 
 
 def run(size: int, n_objects: int, n_masks: int, reps: int, seed: int) -> dict[str, Any]:
-    tc = load_torchange()
+    tc = load_torchange_file("models/changen2/change_event_simulation.py")
     rng = np.random.default_rng(seed)
     masks = [building_mask(rng, size, n_objects) for _ in range(n_masks)]
     random.seed(seed)

@@ -368,3 +368,11 @@ def test_an_output_behind_a_link_is_replaced_where_the_link_points(tmp_path: Pat
         _tree(run, {"c.txt": "half"})
         raise DataError("bad item")
     assert link.is_symlink() and snapshot(target) == {"b.txt": b"new"} and not leftovers(target)
+
+
+def test_files_get_the_permissions_of_the_umask(tmp_path: Path) -> None:
+    """Atomic writes do not leave mkstemp's 0600 behind (issue #16: shared datasets)."""
+    from changen.data.atomic import _UMASK, write_text_atomic
+
+    write_text_atomic(tmp_path / "a.txt", "x")
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~_UMASK

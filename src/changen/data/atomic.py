@@ -9,18 +9,31 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _read_umask() -> int:
+    """The process umask (read by setting it and putting it back, once, at import)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     The temporary name starts with ``.`` and ends with ``.part`` so that it never looks like a
-    finished file to readers, and keeps the real suffix so writers can infer the format.
+    finished file to readers, and keeps the real suffix so writers can infer the format. The
+    file gets the permissions of a plainly created one (0666 less the umask), not ``mkstemp``'s
+    0600.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
         prefix=f".{final.stem}.", suffix=f".part{final.suffix}", dir=final.parent
     )
+    os.fchmod(fd, 0o666 & ~_UMASK)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
