@@ -9,6 +9,7 @@ weights_only=True)``, which refuses pickles holding objects or code. Common wrap
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -37,7 +38,10 @@ def read_tensors(
         if path.suffix.lower() == ".safetensors":
             state = load_file(path)
         else:
-            with torch.serialization.safe_globals(list(safe_globals)):
+            with torch.serialization.safe_globals(list(safe_globals)), warnings.catch_warnings():
+                # torch warns before refusing a TorchScript zip or an unusual pickle protocol;
+                # the refusal below is the one line the user gets
+                warnings.filterwarnings("ignore", message=".*(TorchScript|pickle protocol)")
                 state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt or hostile bytes raise many types in the unpickler
         raise ConfigError(
