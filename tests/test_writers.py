@@ -309,3 +309,23 @@ def test_levircd_refuses_ignore_it_cannot_store(tmp_path: Path, rng: np.random.G
     with pytest.raises(DataError, match="5 change-mask pixel"):
         writer.write(sample)
     assert _files(tmp_path) == []
+
+
+def test_labels_and_masks_do_not_inherit_the_image_nodata(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """A source nodata of 0 describes image pixels; on a label it would hide every unchanged
+    pixel (issue #16), so only the images carry it."""
+    import dataclasses
+
+    import rasterio
+
+    georef = dataclasses.replace(GEOREF, nodata=0.0)
+    with GeoTiffWriter(tmp_path, BINARY_BUILDING) as writer:
+        writer.write(_samples(rng, 1, georef=georef)[0])
+    nodata = {}
+    for folder in ("A", "B", "label", "A_mask", "B_mask"):
+        with rasterio.open(tmp_path / folder / "s0.tif") as src:
+            nodata[folder] = src.nodata
+            assert src.crs is not None
+    assert nodata == {"A": 0.0, "B": 0.0, "label": None, "A_mask": None, "B_mask": None}

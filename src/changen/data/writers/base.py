@@ -15,6 +15,7 @@ counts, so the final manifest counts every sample exactly once without reading f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -45,6 +46,15 @@ def save_array(path: Path, array: np.ndarray, georef: GeoRef | None) -> None:
         write_raster(path, array, georef)
     else:
         write_image(path, array)
+
+
+def raster_georef(georef: GeoRef | None, array: np.ndarray) -> GeoRef | None:
+    """The georeference a file of ``array`` is written with: a label or mask (2-D) keeps the
+    source's CRS and transform but not its nodata, which describes image pixels (a nodata of
+    0 would make every "no change" / background pixel read as missing)."""
+    if georef is None or array.ndim == 3:
+        return georef
+    return dataclasses.replace(georef, nodata=None)
 
 
 def _valid_stem(name: str) -> bool:
@@ -132,7 +142,7 @@ class DatasetWriter(Generic[T]):
         written: list[Path] = []
         try:
             for path, array in self._files(sample, folder):
-                save_array(path, array, sample.georef)
+                save_array(path, array, raster_georef(sample.georef, array))
                 written.append(path)
         except BaseException:
             for path in written:
