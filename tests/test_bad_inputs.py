@@ -1059,8 +1059,6 @@ CASES: list[Case] = [
             FINETUNE,
         ),
         "{tmp}/ckpt",
-        xfail="cli/detect.py finetune reads saved['model'] of the --init checkpoint's "
-        "config.json unchecked: a config without 'model' is a KeyError traceback",
     ),
     Case(
         "detect-eval-ckpt-config-unknown-model",
@@ -1071,8 +1069,6 @@ CASES: list[Case] = [
             EVAL_CKPT,
         ),
         "{tmp}/ckpt",
-        xfail="detectors/train.py load_trained builds config.json's 'model' as it is: the "
-        "error (unknown detector 'nonet') does not name the checkpoint",
     ),
     # ... out-of-range values
     Case("generate-negatives-1.5", cli(GENERATE + " --negatives 1.5"), "'--negatives'"),
@@ -1106,9 +1102,6 @@ CASES: list[Case] = [
         "generate-within-unknown-class",
         cli(GENERATE + " --placement within --within 77"),
         "77",
-        xfail="events/policy.py default_process takes --within ids the taxonomy lacks (77 for "
-        "OpenEarthMap): generate writes a dataset without a single create (exit 0, a warning) "
-        "instead of naming the unknown class",
     ),
     Case("simulate-steps-0", cli(SIM + " --steps 0"), "Invalid value for '--steps'"),
     Case("simulate-steps-negative", cli(SIM + " --steps -2"), "Invalid value for '--steps'"),
@@ -1357,8 +1350,6 @@ CASES: list[Case] = [
         "detect-train-unknown-accelerator",
         cli(TRAIN_DET + " --accelerator quantum"),
         "quantum",
-        xfail="engine/config.py RunConfig does not check the accelerator name: Lightning "
-        "raises ValueError (a traceback) for --accelerator quantum",
     ),
     Case(
         "detect-train-star-on-change-pairs",

@@ -277,7 +277,13 @@ def finetune(
     from changen.engine.checkpoint import load_config
     from changen.engine.run import resolve_checkpoint
 
-    saved = load_config(resolve_checkpoint(init))
+    folder = resolve_checkpoint(init)
+    saved = load_config(folder)
+    if not isinstance(saved.get("model"), str) or not isinstance(saved.get("model_config"), dict):
+        raise ConfigError(
+            f"{folder}: config.json names no detector model; give --init a checkpoint or run "
+            f"written by changen detect train"
+        )
     config = _train_config(
         saved["model"],
         saved["model_config"].get("backbone"),

@@ -237,7 +237,13 @@ def load_trained(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
     """The detector of a ``changen_detector`` checkpoint folder in eval mode, and its config
     (the loader :func:`changen.detectors.load_detector` dispatches to)."""
     config = load_config(folder)
-    model = build_detector(config["model"], **config["model_config"])
+    try:
+        model = build_detector(config["model"], **config["model_config"])
+    except (KeyError, TypeError, ConfigError) as e:
+        raise ConfigError(
+            f"{folder}: config.json does not describe a changen detector ({e}); give a "
+            f"checkpoint written by changen detect train"
+        ) from None
     load_weights(folder, {"model": model})
     return model.eval(), config
 

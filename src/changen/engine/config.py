@@ -21,6 +21,9 @@ Precision = Literal["fp32", "bf16"]
 PRECISIONS: dict[str, str] = {"fp32": "32-true", "bf16": "bf16-mixed"}
 """changen's precision names → Lightning's."""
 
+ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps", "tpu")
+"""Lightning Fabric's accelerator names."""
+
 FIXED_FIELDS = ("precision",)
 """RunConfig fields a resumed run may not change (they change the numbers, not the speed)."""
 
@@ -47,6 +50,10 @@ class RunConfig:
     log_every: int = 10
 
     def __post_init__(self) -> None:
+        if self.accelerator not in ACCELERATORS:
+            raise ConfigError(
+                f"accelerator {self.accelerator!r}: choose one of {', '.join(ACCELERATORS)}"
+            )
         if self.precision not in PRECISIONS:
             raise ConfigError(
                 f"precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}"

@@ -92,6 +92,12 @@ def default_process(
         raise ConfigError(f"--events reclass: {why}, or drop reclass from --events")
     where = placement or ("free" if unlabeled else default_placement(taxonomy))
     hosts = within if within is not None else ()
+    unknown = sorted(set(hosts) - set(taxonomy.ids)) if not unlabeled else []
+    if unknown:
+        raise ConfigError(
+            f"--within {','.join(map(str, unknown))}: not classes of taxonomy "
+            f"{taxonomy.name!r} (ids {', '.join(map(str, taxonomy.ids))}); choose from those"
+        )
     if where == "within" and not hosts:
         hosts = host_classes(taxonomy)
         if not hosts:
