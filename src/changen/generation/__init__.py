@@ -13,6 +13,7 @@ the same torch thread count, ``RunOptions.threads``).
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from changen.generation.pipeline import (
     scene_image,
 )
 from changen.generation.plan import Plan, SampleSpec, scan_sizes
-from changen.generation.shards import DatasetOutput, read_rows
+from changen.generation.shards import SHARD_DIR, DatasetOutput, read_rows
 from changen.sample import Taxonomy
 from changen.seeding import sample_rngs
 from changen.synthesis import load_synthesizer
@@ -147,9 +148,20 @@ def generate_dataset(
     progress: ProgressSink = SILENT,
 ) -> GenerationResult:
     """Generate the dataset ``config`` describes into ``out`` (see the module docstring); one
-    run at a time may write ``out`` (:func:`changen.data.lock.output_lock`)."""
+    run at a time may write ``out`` (:func:`changen.data.lock.output_lock`). A run into a new or
+    empty folder that fails before committing a shard leaves the folder as it was."""
+    out = Path(out)
     with output_lock(out):
-        return _generate(config, Path(out), run, progress)
+        existed = out.exists()
+        fresh = not existed or (out.is_dir() and not any(out.iterdir()))
+        try:
+            return _generate(config, out, run, progress)
+        except BaseException:
+            if fresh and not run.resume and not any((out / SHARD_DIR).glob("shard-*.jsonl")):
+                shutil.rmtree(out, ignore_errors=True)  # nothing committed: nothing to resume
+                if existed:
+                    out.mkdir()
+            raise
 
 
 def _generate(
