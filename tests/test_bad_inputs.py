@@ -143,11 +143,6 @@ SHARD = "manifest/shard-00000.jsonl"
 
 # -- the bugs that make cases fail today ---------------------------------------------------------
 
-LOCK_PARENT = (
-    "gallery --out PAGE/index.html creates PAGE/ (for the lock file of PAGE/thumbs, "
-    "data/lock.py output_lock) before reading the dataset: a failed gallery leaves PAGE/ "
-    "holding only .thumbs.changen-lock"
-)
 GREY_PAIR = (
     "data/readers/change_folders.py takes a pair whose dates differ in bands (1-band B/, RGB "
     "A/) without complaint: detect eval scores grey against colour (exit 0); detect predict "
@@ -300,7 +295,6 @@ CASES: list[Case] = [
         "gallery-change-labels-1-2",
         then(b.copy_of("pairs", "pairs", at("label", b.pngs(b.values_1_2))), GALLERY_TMP),
         "{tmp}/pairs/label/world_00000.png: change label holds values 1, 2",
-        xfail=LOCK_PARENT,
     ),
     Case(
         "fidelity-changed-regions-labels-1-2",
@@ -917,7 +911,6 @@ CASES: list[Case] = [
         "gallery-corrupt-t1",
         then(b.copy_of("pairs", "pairs", at("A", b.damage("garbage", first=True))), GALLERY_TMP),
         "{tmp}/pairs/A/world_00000.png: not a readable image",
-        xfail=LOCK_PARENT,
     ),
     Case(
         "fidelity-corrupt-real-image",

@@ -94,7 +94,9 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def leftovers(out: Path) -> list[str]:
-    """Staging, old or trash folders left beside ``out``."""
+    """Staging, old or trash folders left beside ``out`` (none when its folder is gone too)."""
+    if not out.parent.exists():
+        return []
     return [p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.changen-")
             and not p.name.endswith("-lock")]  # fmt: skip
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from importlib import resources
@@ -178,25 +179,31 @@ def render_gallery(
         colors=[_css_color(c.color, c.name) for c in classes]
     )
     script = resources.files("changen.viz").joinpath("templates", "gallery.js").read_text("utf-8")
-    with staged_output(page.parent / "thumbs", overwrite=True, what="gallery") as thumbs:
-        cards = []
-        for i in range(min(limit, len(reader))):
-            sample = reader[i]
-            files = _thumbs(sample, thumbs, thumb, sample.taxonomy or reader.taxonomy)
-            cards.append(_card(sample.name, files, events.get(sample.name), names))
-        kinds = Counter(k for card in cards for k in card["kinds"])
-        html = env.get_template("gallery.html.j2").render(
-            csp=CSP,
-            title=root.resolve().name,
-            format=reader.format,
-            total=len(reader),
-            cards=cards,
-            filters=[(k, kinds[k]) for k in EVENT_ORDER if kinds[k]],
-            legend=[c.name for c in classes],
-        )
-        write_text_atomic(page.parent / "gallery.css", css)
-        write_text_atomic(page.parent / "gallery.js", script)
-        write_text_atomic(page, html)
+    created = not page.parent.exists()
+    try:
+        with staged_output(page.parent / "thumbs", overwrite=True, what="gallery") as thumbs:
+            cards = []
+            for i in range(min(limit, len(reader))):
+                sample = reader[i]
+                files = _thumbs(sample, thumbs, thumb, sample.taxonomy or reader.taxonomy)
+                cards.append(_card(sample.name, files, events.get(sample.name), names))
+            kinds = Counter(k for card in cards for k in card["kinds"])
+            html = env.get_template("gallery.html.j2").render(
+                csp=CSP,
+                title=root.resolve().name,
+                format=reader.format,
+                total=len(reader),
+                cards=cards,
+                filters=[(k, kinds[k]) for k in EVENT_ORDER if kinds[k]],
+                legend=[c.name for c in classes],
+            )
+            write_text_atomic(page.parent / "gallery.css", css)
+            write_text_atomic(page.parent / "gallery.js", script)
+            write_text_atomic(page, html)
+    except BaseException:
+        if created:  # the page's folder held nothing before: leave nothing
+            shutil.rmtree(page.parent, ignore_errors=True)
+        raise
     return page
 
 
