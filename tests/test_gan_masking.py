@@ -16,8 +16,8 @@ import torch
 from torch import Tensor
 
 from changen.errors import ConfigError
+from changen.synthesis.classes import model_object_classes
 from changen.synthesis.gan import PRESETS, ChangenGenerator, GanConfig, GeneratorConfig
-from changen.synthesis.gan.classes import model_object_classes
 from changen.synthesis.gan.transition import foreground_at
 from changen.taxonomies import BINARY_BUILDING, LOVEDA, OPENEARTHMAP, object_classes
 

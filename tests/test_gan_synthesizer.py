@@ -15,8 +15,8 @@ from changen.errors import ConfigError, DataError
 from changen.sample import Taxonomy
 from changen.synthesis import load_synthesizer
 from changen.synthesis.base import SynthesisBatch, torch_seed
+from changen.synthesis.classes import class_lut, model_class_ids, to_model_ids
 from changen.synthesis.gan import ChangenGenerator, preset, sample_noise
-from changen.synthesis.gan.classes import class_lut, model_class_ids, to_model_ids
 from changen.synthesis.gan.synthesizer import GanSynthesizer, forward_chunks
 from changen.taxonomies import LOVEDA, OPENEARTHMAP
 

@@ -365,3 +365,9 @@ class RSDiT(nn.Module):
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def build_rsdit(network: dict[str, Any]) -> RSDiT:
+    """An RS-DiT from its config dict (the diffusion family builder, see
+    :data:`changen.synthesis.diffusion.model.FAMILIES`)."""
+    return RSDiT(RSDiTConfig.from_dict(network))

@@ -1,7 +1,7 @@
 """Post-event images from a trained Changen generator, behind the :class:`Synthesizer` interface.
 
 - **Inputs**: uint8 images become float in [-1, 1] (``x / 127.5 - 1``); masks are mapped from
-  the taxonomy's ids to the model's ``0..N-1`` (:mod:`changen.synthesis.gan.classes`).
+  the taxonomy's ids to the model's ``0..N-1`` (:mod:`changen.synthesis.classes`).
 - **Noise**: each sample's noise vector is drawn from ``torch.Generator().manual_seed(s)`` with
   ``s = torch_seed(rng)`` of that sample's generator, on the CPU, so a sample's noise does not
   depend on its batch or the device.
@@ -39,7 +39,7 @@ from changen.engine.checkpoint import load_config, load_weights, unwrap
 from changen.errors import ConfigError, DataError
 from changen.sample import Taxonomy
 from changen.synthesis.base import SynthesisBatch, check_rngs, torch_seed
-from changen.synthesis.gan.classes import class_lut, model_class_ids, to_model_ids
+from changen.synthesis.classes import class_lut, model_class_ids, to_model_ids
 from changen.synthesis.gan.config import GanConfig
 from changen.synthesis.gan.generator import STRIDE, ChangenGenerator, sample_noise
 
@@ -166,7 +166,7 @@ class GanSynthesizer:
         ``config.json`` and ``generator_ema.safetensors`` (or ``generator.safetensors`` with
         ``use_ema=False``), nothing else. A ``class_ids`` entry in the config (the taxonomy id
         of each model class, as the trainer records it) must match
-        :func:`~changen.synthesis.gan.classes.model_class_ids`.
+        :func:`~changen.synthesis.classes.model_class_ids`.
         """
         config = load_config(path)
         if config.get("kind") != KIND:

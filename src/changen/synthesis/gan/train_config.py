@@ -18,8 +18,8 @@ from changen.engine.config import RunConfig
 from changen.engine.run import check_resume, latest_checkpoint
 from changen.errors import ConfigError
 from changen.sample import Taxonomy
+from changen.synthesis.classes import model_object_classes
 from changen.synthesis.gan import GanConfig, preset
-from changen.synthesis.gan.classes import model_object_classes
 from changen.synthesis.gan.generator import STRIDE
 from changen.synthesis.gan.train_data import GAN_IGNORE
 

@@ -12,7 +12,7 @@ pure function of ``(seed, k)``: the same for any number of DataLoader workers or
 resumed run continues with exactly the batches an uninterrupted run would have seen.
 
 Class ids. The GAN sees ``N`` = ``taxonomy.num_classes`` classes numbered ``0..N-1``, mapped
-by the rule of :mod:`changen.synthesis.gan.classes` (shared with inference): the taxonomy's
+by the rule of :mod:`changen.synthesis.classes` (shared with inference): the taxonomy's
 background becomes 0, its other non-ignore ids follow in ascending order, and its ignore id
 becomes 255, which the networks and losses ignore. Events run on the original ids, before the
 mapping.
@@ -35,7 +35,7 @@ from changen.errors import ConfigError, DataError
 from changen.events import ChangeProcess, simulate
 from changen.events.regions import event_maps
 from changen.sample import Scene, Taxonomy
-from changen.synthesis.gan.classes import class_lut, model_class_ids, to_model_ids
+from changen.synthesis.classes import class_lut, model_class_ids, to_model_ids
 
 GAN_IGNORE = 255
 """The ignore id the GAN networks and losses see."""

@@ -1,11 +1,12 @@
-"""How a dataset's class ids become the GAN's class ids ``0..N-1`` (training and inference).
+"""How a dataset's class ids become a model's class ids ``0..N-1`` (training and inference).
 
-The generator one-hot encodes masks, so it needs dense ids. The rule: the taxonomy's
-background id becomes model id 0, then every other class id except the ignore id follows in
-ascending order; the taxonomy's ignore id becomes the model's ``ignore_index`` (255 by default),
-which the generator conditions on as background. For the usual taxonomies (background 0, ids
-``0..N-1``, ignore 255: OpenEarthMap, the sample world, xView2) the mapping is the identity;
-for LoveDA (ignore 0, background 1, ids 1..7) it is ``1..7 -> 0..6`` and ``0 -> 255``.
+Generators (the GAN, the diffusion models) one-hot encode masks, so they need dense ids. The
+rule: the taxonomy's background id becomes model id 0, then every other class id except the
+ignore id follows in ascending order; the taxonomy's ignore id becomes the model's
+``ignore_index`` (255 by default), which a generator conditions on as background. For the
+usual taxonomies (background 0, ids ``0..N-1``, ignore 255: OpenEarthMap, the sample world,
+xView2) the mapping is the identity; for LoveDA (ignore 0, background 1, ids 1..7) it is
+``1..7 -> 0..6`` and ``0 -> 255``.
 """
 
 from __future__ import annotations
