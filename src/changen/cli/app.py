@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from changen import __version__
-from changen.cli import data, detect, eval, train
+from changen.cli import bench, data, detect, eval, train
 from changen.cli.demo import demo
 from changen.cli.gallery import gallery
 from changen.cli.generate import generate
@@ -27,6 +27,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")
 app.add_typer(eval.app, name="eval")
 app.add_typer(detect.app, name="detect")
+app.add_typer(bench.app, name="bench")
 app.command("simulate")(simulate)
 app.command("generate")(generate)
 app.command("gallery")(gallery)

@@ -1,0 +1,146 @@
+"""``changen bench transfer``: a tiny experiment end to end, its table, resume after SIGKILL
+and config errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from changen.errors import ConfigError
+from changen.protocol import load_config, run_protocol
+
+CLI = "import sys; from changen.cli.app import main; sys.argv[0] = 'changen'; main()"
+TINY = """
+sources: sample-world
+change: sample-world
+world: {size: 64, n_source: 4, n_train: 4, n_test: 2}
+events: {events: "create,remove", count: [1, 2]}
+synthesizers: [copy_paste]
+detectors: [{model: fc_siam_diff}]
+pretrain: {steps: 2, batch_size: 2, crop: 32}
+finetune: {steps: 2, batch_size: 2, crop: 32, fractions: [0.5, 1.0]}
+seeds: [0]
+threads: 1
+"""
+
+
+def _config(tmp_path: Path, text: str = TINY, name: str = "tiny.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _results(out: Path) -> dict[str, float]:
+    """mtime of every finished unit's result file."""
+    return {str(p.relative_to(out)): p.stat().st_mtime for p in (out / "results").rglob("*.json")}
+
+
+def test_tiny_experiment_writes_the_table_of_its_results(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    report = run_protocol(load_config(_config(tmp_path)), out)
+    assert sorted(_results(out)) == sorted(
+        f"results/fc_siam_diff/{arm}/seed0/{phase}.json"
+        for arm, phases in {
+            "copy_paste": ("pretrain", "zero_shot", "finetune-0.5", "finetune-1"),
+            "scratch": ("finetune-0.5", "finetune-1"),
+        }.items()
+        for phase in phases
+    )
+    unit = json.loads((out / "results/fc_siam_diff/copy_paste/seed0/zero_shot.json").read_text())
+    assert report["mean_std"]["fc_siam_diff"]["copy_paste"]["zero_shot"]["f1"] == {
+        "mean": unit["f1"],
+        "std": 0.0,
+    }
+    table = (out / "results.md").read_text().splitlines()
+    assert table[0] == "| detector | arm | zero-shot F1 | F1 @ 50 % | F1 @ 100 % |"
+    assert table[2].startswith(f"| fc_siam_diff | copy_paste | {unit['f1']:.3f} ± 0.000 |")
+    assert table[3].startswith("| fc_siam_diff | scratch | – |")
+    assert json.loads((out / "results.json").read_text())["all_changed_baseline"]["recall"] == 1.0
+    assert (out / "f1_vs_fraction.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rerun_with_more_seeds_redoes_no_finished_unit(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_protocol(load_config(_config(tmp_path)), out)
+    before = _results(out)
+    more = _config(tmp_path, TINY.replace("seeds: [0]", "seeds: [0, 1]"), "more.yaml")
+    report = run_protocol(load_config(more), out)
+    after = _results(out)
+    assert {k: after[k] for k in before} == before
+    assert len(after) == 2 * len(before)
+    assert set(report["per_seed"]["fc_siam_diff"]["scratch"]) == {0, 1}
+    other = _config(
+        tmp_path,
+        TINY.replace(
+            "steps: 2, batch_size: 2, crop: 32}\nfinetune",
+            "steps: 3, batch_size: 2, crop: 32}\nfinetune",
+        ),
+        "other.yaml",
+    )
+    with pytest.raises(ConfigError, match="ran other pretrain settings"):
+        run_protocol(load_config(other), out)
+
+
+def _bench(config: Path, out: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            CLI,
+            "bench",
+            "transfer",
+            str(config),
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def test_killed_experiment_resumes_without_redoing_finished_units(tmp_path: Path) -> None:
+    config, out = _config(tmp_path), tmp_path / "out"
+    killed = _bench(config, out)
+    deadline = time.monotonic() + 300
+    while not (out / "results").is_dir() or not any((out / "results").rglob("*.json")):
+        assert killed.poll() is None, killed.communicate()[0].decode()
+        assert time.monotonic() < deadline, "no unit finished in 300 s"
+        time.sleep(0.01)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    done = _results(out)
+    assert 1 <= len(done) < 6 and not (out / "results.md").exists()
+    resumed = _bench(config, out)
+    log = resumed.communicate(timeout=300)[0].decode()
+    assert resumed.returncode == 0, log
+    assert "generating" not in log
+    after = _results(out)
+    assert {k: after[k] for k in done} == done and len(after) == 6
+    assert "| fc_siam_diff | scratch |" in log
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (TINY + "sedes: [1]\n", r"unknown keys \['sedes'\]"),
+        (TINY.replace("sources: sample-world\n", ""), "missing 'sources'"),
+        (TINY.replace("{size: 64,", "{sise: 64,"), r"world: unknown keys \['sise'\]"),
+        (TINY + "baselines: [imagenet]\n", r"unknown baselines \['imagenet'\]"),
+        (TINY.replace("[0.5, 1.0]", "[0.5, 2.0]"), "fraction 2.0 must lie in"),
+        ("sources: [\n", "not valid YAML/JSON"),
+        (TINY.replace("change: sample-world", "change: {test_fraction: 0.5}"), "needs path"),
+    ],
+)
+def test_bad_configs_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(_config(tmp_path, text))
+    assert "\n" not in str(err.value) and "tiny.yaml" in str(err.value)
