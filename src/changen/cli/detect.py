@@ -3,7 +3,11 @@
 A thin layer over :mod:`changen.detectors.train` (training, checkpoints, evaluation) and
 :mod:`changen.detectors.inference` (sliding-window prediction). Model and backbone names are
 forgiving: case, ``-`` / ``_`` and ``×`` / ``x`` do not matter (``ChangeStar-1x96``,
-``resnet-18``, ``MiT-B1``), and ``r18`` means ``resnet18``.
+``resnet-18``, ``MiT-B1``, ``SNUNet-CD``), and ``r18`` means ``resnet18``.
+
+``--recipe NAME`` fills the optimiser, learning rate, weight decay, loss, batch, crop and
+epochs a paper used (:data:`changen.detectors.train.RECIPES`); flags given explicitly win.
+``--backbone-weights FILE`` starts the backbone from a local state dict.
 """
 
 from __future__ import annotations
@@ -37,7 +41,14 @@ _ALIASES = {
     "res18": "resnet18",
     "mitb1": "mit_b1",
     "changestar": "changestar_1x96",
+    "snunetcd": "snunet",
+    "changerex": "changer",
+    "r50": "resnet50",
+    "rx101": "resnext101_32x4d",
+    "resnext101": "resnext101_32x4d",
 }
+#: Built-in values of the settings a recipe may set, when neither a flag nor a recipe does.
+TRAIN_DEFAULTS: dict[str, Any] = {"optimizer": "sgd", "batch_size": 16, "crop": 256}
 
 # Options shared by train and finetune (typer reads them as defaults of both signatures).
 DATA = typer.Argument(..., help="Training data: a change dataset, or scenes for STAR.")
@@ -48,10 +59,17 @@ MODE = typer.Option(
     "supervised", help="supervised (change pairs), star or gstar (single-temporal scenes)."
 )
 STEPS = typer.Option(None, min=1, help="Train this many steps (instead of --epochs).")
-BATCH = typer.Option(16, "--batch-size", min=1, help="Batch size per device.")
-CROP = typer.Option(256, min=32, help="Training crop size (a multiple of 32).")
+BATCH = typer.Option(None, "--batch-size", min=1, help="Batch size per device. (default: 16)")
+CROP = typer.Option(None, min=32, help="Training crop size (a multiple of 32). (default: 256)")
 LR = typer.Option(None, help="Base learning rate. (default: 0.03 for sgd, 1e-4 for adamw)")
-OPTIMIZER = typer.Option("sgd", help="sgd (momentum 0.9) or adamw; poly(0.9) schedule.")
+OPTIMIZER = typer.Option(
+    None, help="sgd (momentum 0.9) or adamw; poly(0.9) schedule. (default: sgd)"
+)
+RECIPE = typer.Option(
+    None,
+    help="Named training recipe: changeanywhere (AdamW 1e-3, wd 0.05, CE, batch 8, 256²), "
+    "changeanywhere_finetune (lr 1e-4, 50 epochs), changen, changen_finetune. Flags win.",
+)
 WEIGHT_DECAY = typer.Option(None, help="Weight decay. (default: 1e-4 for sgd, 0.01 for adamw)")
 PRECISION = typer.Option("fp32", help="fp32 or bf16 (autocast).")
 SEED = typer.Option(0, min=0, help="Seed of initialisation, subset, pairing and augmentation.")
@@ -85,19 +103,31 @@ def canonical(name: str) -> str:
 
 
 def _train_config(
-    model: str, backbone: str | None, run: dict[str, Any], **settings: Any
+    model: str,
+    backbone: str | None,
+    run: dict[str, Any],
+    recipe: str | None,
+    default_epochs: int,
+    **settings: Any,
 ) -> DetectorTrainConfig:
-    """The training config of the flags; ``run`` holds the run options that were given."""
+    """The training config of the flags; ``run`` holds the run options that were given.
+    Settings left ``None`` come from ``recipe``, then :data:`TRAIN_DEFAULTS` (and
+    ``default_epochs``)."""
     from changen.detectors.augment import PairAugmentConfig
-    from changen.detectors.train import DetectorTrainConfig, default_run
+    from changen.detectors.train import DetectorTrainConfig, default_run, recipe_settings
     from changen.engine.config import RunConfig
 
+    settings = recipe_settings(recipe, settings | {"dice": None})
+    for key, value in (TRAIN_DEFAULTS | {"epochs": default_epochs}).items():
+        if settings.get(key) is None:
+            settings[key] = value
     return DetectorTrainConfig(
         model=canonical(model),
         backbone=None if backbone is None else canonical(backbone),
         aug=PairAugmentConfig(crop=settings.pop("crop")),
         object_classes=options.class_ids(settings.pop("objects"), "--objects"),
         run=RunConfig.from_dict(default_run().to_dict() | options.run_settings(**run)),
+        recipe=recipe,
         **settings,
     )
 
@@ -129,7 +159,7 @@ def _run(
     reader = options.open_data(data, format, taxonomy, **labels)
     val_reader = None
     if val is not None:
-        val_reader = options.open_data(val, val_format, taxonomy, **labels)
+        val_reader = options.open_data(val, val_format, taxonomy, **{**labels, "split": None})
     sources = {"data": str(data), "format": format, "val": None if val is None else str(val)}
     with (
         run_folder(out, resume=resume, overwrite=overwrite) as run,
@@ -147,6 +177,9 @@ def _run(
             sources=sources,
         )
     line = f"trained {result.step} steps; checkpoint {result.checkpoint}"
+    if result.backbone_tensors is not None:
+        loaded = f"loaded {result.backbone_tensors} backbone tensors"
+        line = f"{loaded} from {config.backbone_weights}; {line}"
     if result.val is not None:
         s = result.val.scores
         line += f"; val F1 {s.f1:.4f} IoU {s.iou:.4f} P {s.precision:.4f} R {s.recall:.4f}"
@@ -159,12 +192,26 @@ def train(
     out: Path = OUT,
     format: str | None = FORMAT,
     taxonomy: str | None = TAXONOMY,
-    model: str = typer.Option("changestar_1x96", help="Detector: changestar_1x96, fc_siam_diff…"),
-    backbone: str | None = typer.Option(
-        None, help="Backbone: resnet18 or mit_b1. (default: the model's, resnet18)"
+    model: str = typer.Option(
+        "changestar_1x96",
+        help="Detector: changestar_1x96, changestar_4x16, fc_ef, fc_siam_conc, fc_siam_diff, "
+        "unet_ef, snunet, bit, changer, changeformer, lightcdnet.",
     ),
+    backbone: str | None = typer.Option(
+        None,
+        help="Backbone: resnet18, resnet18_v1c, resnet50, resnext101_32x4d or mit_b1. "
+        "(default: the model's)",
+    ),
+    backbone_weights: Path | None = typer.Option(
+        None,
+        help="Local ImageNet (timm / torchvision / smp) state dict for the backbone, "
+        ".safetensors or .pth; never downloaded.",
+    ),
+    recipe: str | None = RECIPE,
     mode: str = MODE,
-    epochs: int = typer.Option(20, min=1, help="Training epochs (Changen pre-training: 20)."),
+    epochs: int | None = typer.Option(
+        None, min=1, help="Training epochs. (default: 20, Changen pre-training)"
+    ),
     steps: int | None = STEPS,
     batch_size: int = BATCH,
     crop: int = CROP,
@@ -190,12 +237,16 @@ def train(
     overwrite: bool = OVERWRITE,
     label_values: str | None = options.LABEL_VALUES,
     binary_threshold: int | None = options.BINARY_THRESHOLD,
+    split: str | None = options.SPLIT,
     progress: bool = options.PROGRESS,
 ) -> None:
     """Train a change detector: supervised on change pairs, or STAR / G-STAR on scenes."""
     config = _train_config(
         model,
         backbone,
+        recipe=recipe,
+        default_epochs=20,
+        backbone_weights=None if backbone_weights is None else str(backbone_weights),
         mode=mode,
         epochs=epochs,
         steps=steps,
@@ -220,7 +271,7 @@ def train(
         objects=objects,
         validate_every=validate_every,
     )
-    labels = {"label_values": label_values, "binary_threshold": binary_threshold}
+    labels = {"label_values": label_values, "binary_threshold": binary_threshold, "split": split}
     _run(
         config,
         data,
@@ -244,8 +295,11 @@ def finetune(
     out: Path = OUT,
     format: str | None = FORMAT,
     taxonomy: str | None = TAXONOMY,
+    recipe: str | None = RECIPE,
     mode: str = MODE,
-    epochs: int = typer.Option(200, min=1, help="Training epochs (Changen fine-tuning: 200)."),
+    epochs: int | None = typer.Option(
+        None, min=1, help="Training epochs. (default: 200, Changen fine-tuning)"
+    ),
     steps: int | None = STEPS,
     batch_size: int = BATCH,
     crop: int = CROP,
@@ -271,6 +325,7 @@ def finetune(
     overwrite: bool = OVERWRITE,
     label_values: str | None = options.LABEL_VALUES,
     binary_threshold: int | None = options.BINARY_THRESHOLD,
+    split: str | None = options.SPLIT,
     progress: bool = options.PROGRESS,
 ) -> None:
     """Fine-tune a trained detector (weights only) on --train-fraction of a dataset."""
@@ -287,6 +342,8 @@ def finetune(
     config = _train_config(
         saved["model"],
         saved["model_config"].get("backbone"),
+        recipe=recipe,
+        default_epochs=200,
         mode=mode,
         epochs=epochs,
         steps=steps,
@@ -311,7 +368,7 @@ def finetune(
         objects=objects,
         validate_every=validate_every,
     )
-    labels = {"label_values": label_values, "binary_threshold": binary_threshold}
+    labels = {"label_values": label_values, "binary_threshold": binary_threshold, "split": split}
     _run(
         config,
         data,
@@ -369,7 +426,7 @@ def evaluate(
     backbone: str | None = OFFICIAL_BACKBONE,
     format: str | None = FORMAT,
     taxonomy: str | None = TAXONOMY,
-    split: str | None = typer.Option(None, help="Evaluate one split (e.g. test)."),
+    split: str | None = options.SPLIT,
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Images per forward pass."),
     device: str | None = options.DEVICE,
     precision: str = PRECISION,
@@ -472,18 +529,33 @@ def predict(
 
 @app.command()
 def info(
-    model: str = typer.Option("changestar_1x96", help="Detector name."),
+    model: str | None = typer.Option(
+        None, help="Detector name. (default: list every detector with its parameters)"
+    ),
     backbone: str | None = typer.Option(None, help="Backbone name. (default: the model's)"),
     size: int = typer.Option(256, min=32, help="Input size of the FLOP count (a multiple of 32)."),
     flops: bool = typer.Option(True, "--flops/--no-flops", help="Count FLOPs (one forward)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Parameter count (and FLOPs of one forward at --size²) of a detector."""
+    """Parameter count (and FLOPs of one forward at --size²) of a detector; without
+    --model, every detector's name, default backbone and parameter count."""
     import torch
 
     from changen.detectors import build_detector
     from changen.detectors.inference import model_cost
 
+    if model is None:
+        if backbone is not None:
+            from changen.detectors.backbones import BACKBONES
+
+            known = canonical(backbone) in BACKBONES
+            raise ConfigError(
+                f"--backbone {backbone!r} needs --model NAME"
+                if known
+                else f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}"
+            )
+        _list_models(as_json)
+        return
     name = canonical(model)
     bb = None if backbone is None else canonical(backbone)
     with torch.random.fork_rng(devices=[]):
@@ -502,4 +574,34 @@ def info(
     table.add_row("parameters", f"{facts['params']:,} ({facts['params'] / 1e6:.2f} M)")
     if "flops" in facts:
         table.add_row(f"FLOPs at {size}² (pair)", f"{facts['flops'] / 1e9:.2f} G")
+    Console().print(table)
+
+
+def _list_models(as_json: bool) -> None:
+    """Every detector of ``MODELS`` with its default backbone and parameter count."""
+    import torch
+
+    from changen.detectors import BACKBONES, MODELS, build_detector
+
+    rows: list[dict[str, Any]] = []
+    for name in MODELS:
+        with torch.random.fork_rng(devices=[]):
+            net = build_detector(name)
+        backbone = getattr(net, "config", {}).get("backbone")
+        rows.append(
+            {
+                "model": name,
+                "backbone": backbone,
+                "params": sum(p.numel() for p in net.parameters()),
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table(title="change detectors (changen detect info --model NAME for FLOPs)")
+    for column in ("model", "backbone", "parameters"):
+        table.add_column(column, justify="right" if column == "parameters" else "left")
+    for row in rows:
+        table.add_row(str(row["model"]), row["backbone"] or "own encoder", f"{row['params']:,}")
+    table.caption = f"backbones (--backbone): {', '.join(BACKBONES)}"
     Console().print(table)

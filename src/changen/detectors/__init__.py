@@ -1,4 +1,6 @@
-"""Change detectors: ChangeStar (FarSeg + ChangeMixin) and the Daudt et al. baselines.
+"""Change detectors: ChangeStar (FarSeg + ChangeMixin), the Daudt et al. baselines and the
+comparison detectors of ChangeAnywhere's table (SNUNet-CD, BiT, ChangerEx, ChangeFormer,
+LightCDNet).
 
 Every detector maps two float (B, 3, H, W) tensors (H, W divisible by 32) to a
 :class:`ChangeOutput` of logits. ``MODELS`` is a plain dict of builders; ``build_detector``
@@ -17,11 +19,16 @@ from typing import Any
 
 from torch import nn
 
-from changen.detectors.backbones import BACKBONES, build_backbone
+from changen.detectors.backbones import BACKBONES, build_backbone, load_pretrained
+from changen.detectors.bit import BiT
+from changen.detectors.changeformer import ChangeFormer
 from changen.detectors.changemixin import ChangeMixin, ChangeOutput
+from changen.detectors.changer import Changer
 from changen.detectors.changestar import ChangeStar
+from changen.detectors.lightcdnet import LightCDNet
 from changen.detectors.official import load_official_changestar
 from changen.detectors.siamese import FCNet, UNetEF
+from changen.detectors.snunet import SNUNet
 from changen.engine.checkpoint import checkpoint_kind
 from changen.engine.run import resolve_checkpoint
 from changen.errors import ConfigError, DataError
@@ -44,6 +51,17 @@ def _fc(fusion: str) -> Callable[..., FCNet]:
     return build
 
 
+def _own_encoder(name: str, cls: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """A builder of a detector with its own (non-pretrained) encoder: no ``backbone``."""
+
+    def build(backbone: str | None = None, **kw: Any) -> nn.Module:
+        if backbone is not None:
+            raise ConfigError(f"{name} has its own encoder; do not pass backbone={backbone!r}")
+        return cls(**kw)
+
+    return build
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "changestar_1x96": _changestar_1x96,
     "changestar_4x16": _changestar_4x16,
@@ -51,6 +69,11 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "fc_siam_conc": _fc("conc"),
     "fc_siam_diff": _fc("diff"),
     "unet_ef": lambda backbone="resnet18", **kw: UNetEF(backbone, **kw),
+    "snunet": _own_encoder("SNUNet-CD", SNUNet),
+    "bit": lambda backbone="resnet18_v1c", **kw: BiT(backbone, **kw),
+    "changer": lambda backbone="resnet18_v1c", **kw: Changer(backbone, **kw),
+    "changeformer": lambda backbone="mit_b1", **kw: ChangeFormer(backbone, **kw),
+    "lightcdnet": _own_encoder("LightCDNet", LightCDNet),
 }
 
 
@@ -88,13 +111,19 @@ __all__ = [
     "BACKBONES",
     "KINDS",
     "MODELS",
+    "BiT",
+    "ChangeFormer",
     "ChangeMixin",
     "ChangeOutput",
     "ChangeStar",
+    "Changer",
     "FCNet",
+    "LightCDNet",
+    "SNUNet",
     "UNetEF",
     "build_backbone",
     "build_detector",
     "load_detector",
     "load_official_changestar",
+    "load_pretrained",
 ]

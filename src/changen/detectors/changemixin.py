@@ -31,12 +31,15 @@ class ChangeOutput:
     evaluation when the model is temporally symmetric). ``change_t2t1``: the t2→t1 ordering,
     only in training mode of a symmetric model. ``t1_semantic`` / ``t2_semantic``:
     (B, num_classes, H, W) segmentation logits when the model has a semantic head.
+    ``aux``: (B, 1, H, W) auxiliary change logits of a deeply supervised model (LightCDNet),
+    only in training mode.
     """
 
     change: torch.Tensor
     t1_semantic: torch.Tensor | None = None
     t2_semantic: torch.Tensor | None = None
     change_t2t1: torch.Tensor | None = None
+    aux: torch.Tensor | None = None
 
 
 def check_pair(t1: torch.Tensor, t2: torch.Tensor, multiple: int = 32) -> None:

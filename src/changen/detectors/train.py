@@ -24,9 +24,20 @@ Losses (FACTS §6). Change: BCE on the change logits (+ soft dice), ignore pixel
 temporally symmetric ChangeStar supervises both orderings, 0.5·(L(t1→t2) + L(t2→t1)).
 Segmentation (ChangeStar with a semantic head, when masks are known): K = 1 (binary objects)
 BCE + dice, else cross-entropy; supervised mode uses both dates, STAR / G-STAR the t1 date.
-Optimiser: SGD (momentum 0.9, weight decay 1e-4, lr 0.03) or AdamW (lr 1e-4, weight decay
-0.01; :data:`OPTIMIZER_DEFAULTS`), with the poly schedule lr = base · (1 − step/total)^0.9 —
-Changen's pre-training and fine-tuning recipe.
+A deeply supervised model (LightCDNet) adds :data:`AUX_WEIGHT` × the change loss of its
+auxiliary logits. Optimiser: SGD (momentum 0.9, weight decay 1e-4, lr 0.03) or AdamW (lr
+1e-4, weight decay 0.01; :data:`OPTIMIZER_DEFAULTS`), with the poly schedule
+lr = base · (1 − step/total)^0.9 — Changen's pre-training and fine-tuning recipe.
+
+Named recipes (:data:`RECIPES`) fill in the settings a paper trained with, e.g.
+``changeanywhere``: AdamW lr 1e-3, weight decay 0.05, poly, cross-entropy, batch 8, 256²
+crops (its fine-tuning: lr 1e-4, 50 epochs). "Cross-entropy" on our one-logit heads is the
+plain BCE (no dice): two-class softmax cross-entropy of logits (0, z) is exactly the BCE of z.
+
+``backbone_weights``: a local ImageNet (or other) state dict loaded into the detector's
+pretrained backbone(s) before training (:func:`changen.detectors.load_pretrained`; not on
+resume, and not with ``init``); ``RUN/config.json`` records the file and how many tensors it
+gave.
 
 The loop seeds torch inside :func:`torch.random.fork_rng`, so model initialisation and dropout
 are reproducible and the caller's global RNG state is left as it was.
@@ -49,7 +60,7 @@ from changen import __version__
 from changen.data.atomic import write_text_atomic
 from changen.data.output import check_output_dir
 from changen.data.readers.base import Reader
-from changen.detectors import ChangeOutput, build_detector
+from changen.detectors import ChangeOutput, build_detector, load_pretrained
 from changen.detectors.augment import IGNORE, PairAugmentConfig
 from changen.detectors.data import (
     ChangePairDataset,
@@ -92,6 +103,31 @@ CURVE_GROUPS = {"loss": "loss", "validation": "val_"}
 RUNTIME_SETTINGS = ("run", "eval_batch_size")
 #: (learning rate, weight decay) of each optimizer when the config leaves them out.
 OPTIMIZER_DEFAULTS = {"sgd": (0.03, 1e-4), "adamw": (1e-4, 0.01)}
+#: Weight of the auxiliary (deep supervision) change loss, LightCDNet's 0.4.
+AUX_WEIGHT = 0.4
+#: Named training recipes: settings of :class:`DetectorTrainConfig` (crop: ``aug.crop``).
+RECIPES: dict[str, dict[str, Any]] = {
+    "changen": {"optimizer": "sgd", "lr": 0.03, "weight_decay": 1e-4, "batch_size": 16,
+                "crop": 256, "epochs": 20},
+    "changen_finetune": {"optimizer": "sgd", "lr": 0.03, "weight_decay": 1e-4,
+                         "batch_size": 16, "crop": 256, "epochs": 200},
+    "changeanywhere": {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.05, "dice": False,
+                       "batch_size": 8, "crop": 256},
+    "changeanywhere_finetune": {"optimizer": "adamw", "lr": 1e-4, "weight_decay": 0.05,
+                                "dice": False, "batch_size": 8, "crop": 256, "epochs": 50},
+}  # fmt: skip
+
+
+def recipe_settings(recipe: str | None, given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` settings with those left ``None`` taken from ``recipe`` (a key of
+    :data:`RECIPES`; ``None``: none). Explicit settings win over the recipe."""
+    if recipe is None:
+        return dict(given)
+    if recipe not in RECIPES:
+        raise ConfigError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    return {k: v for k, v in RECIPES[recipe].items() if given.get(k) is None} | {
+        k: v for k, v in given.items() if v is not None or k not in RECIPES[recipe]
+    }
 
 
 def default_run() -> RunConfig:
@@ -112,6 +148,8 @@ class DetectorTrainConfig:
     ``train_fraction``: the deterministic subset of :func:`subset_indices`. ``lr`` /
     ``weight_decay`` left ``None`` take the optimizer's :data:`OPTIMIZER_DEFAULTS`. ``run``:
     devices, precision, workers and checkpoint cadence (:func:`default_run`).
+    ``backbone_weights``: a local state dict for the pretrained backbone (module docstring);
+    ``recipe``: the name of the :data:`RECIPES` entry the settings came from (a record).
     """
 
     model: str = "changestar_1x96"
@@ -136,6 +174,8 @@ class DetectorTrainConfig:
     validate_every: int = 0
     eval_batch_size: int = 4
     threshold: float = 0.5
+    backbone_weights: str | None = None
+    recipe: str | None = None
     run: RunConfig = field(default_factory=default_run)
 
     def __post_init__(self) -> None:
@@ -163,6 +203,8 @@ class DetectorTrainConfig:
             raise ConfigError(f"learning rate {self.lr} must be positive")
         if not 0 < self.threshold < 1:
             raise ConfigError(f"threshold {self.threshold} must lie strictly between 0 and 1")
+        if self.recipe is not None and self.recipe not in RECIPES:
+            raise ConfigError(f"unknown recipe {self.recipe!r}; choose one of {', '.join(RECIPES)}")
 
     @property
     def learning_rate(self) -> float:
@@ -212,12 +254,14 @@ class DetectorTrainConfig:
 @dataclass
 class TrainResult:
     """Where the final checkpoint is, how far training went, the logged metrics
-    (``(step, {name: value})`` rows of ``metrics.csv``) and the last validation result."""
+    (``(step, {name: value})`` rows of ``metrics.csv``), the last validation result and how
+    many backbone tensors ``backbone_weights`` gave (``None``: not loaded)."""
 
     checkpoint: Path
     step: int
     history: list[tuple[int, dict[str, float]]]
     val: EvalResult | None = None
+    backbone_tensors: int | None = None
 
 
 # ---------------------------------------------------------------------------- models
@@ -297,20 +341,26 @@ def _seg_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float(), target.long(), ignore_index=IGNORE)
 
 
+def _change_loss(
+    logits: torch.Tensor, change: torch.Tensor, config: DetectorTrainConfig
+) -> torch.Tensor:
+    bce = _valid_bce(logits, change)
+    return bce + _valid_dice(logits, change) if config.use_dice else bce
+
+
 def detector_loss(
     out: ChangeOutput, batch: dict[str, torch.Tensor], config: DetectorTrainConfig
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss of one batch and its parts (see the module docstring)."""
     change = batch["change"]
     orderings = [o for o in (out.change, out.change_t2t1) if o is not None]
-    change_loss = torch.stack(
-        [
-            _valid_bce(o, change) + (_valid_dice(o, change) if config.use_dice else 0)
-            for o in orderings
-        ]
-    ).mean()
+    change_loss = torch.stack([_change_loss(o, change, config) for o in orderings]).mean()
     parts = {"loss_change": float(change_loss.detach())}
     total = change_loss
+    if out.aux is not None:
+        aux_loss = _change_loss(out.aux, change, config)
+        total = total + AUX_WEIGHT * aux_loss
+        parts["loss_aux"] = float(aux_loss.detach())
     dates = ["t1"] if config.mode != "supervised" else ["t1", "t2"]
     seg_terms = [
         _seg_loss(logits, batch[f"{d}_seg"])
@@ -380,6 +430,11 @@ def train_detector(
     receives the step bar (rank 0 only).
     """
     out = Path(out)
+    if init is not None and config.backbone_weights is not None:
+        raise ConfigError(
+            f"backbone weights {config.backbone_weights}: --init {init} already sets every "
+            f"weight; give one of them"
+        )
     if resume:
         if not step_checkpoints(out):
             raise ConfigError(f"{out}: no checkpoints/step-<N> to resume from; drop --resume")
@@ -430,6 +485,7 @@ class _Trainer(TrainTask):
         self.step = self.epoch = self.position = 0
         self._epoch_done = False
         self.last_val: EvalResult | None = None
+        self.backbone_tensors: int | None = None
         self.loop_state: dict[str, Any] = {}
 
     @property
@@ -448,6 +504,8 @@ class _Trainer(TrainTask):
         model = build_model(config, self.seg_classes)
         if init is not None:
             init_weights(model, init)
+        elif config.backbone_weights is not None and not resume:
+            self.backbone_tensors = load_pretrained(model, config.backbone_weights)
         if fabric.world_size > 1 and fabric.device.type == "cuda":  # SyncBN is GPU-only
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model, self.optimizer = fabric.setup(model, _optimizer(config, model))
@@ -455,6 +513,11 @@ class _Trainer(TrainTask):
             self._restore()
         elif self.is_main:
             record = {"train": config.to_dict(), "init": None if init is None else str(init)}
+            if self.backbone_tensors is not None:
+                record["backbone_weights"] = {
+                    "file": config.backbone_weights,
+                    "tensors": self.backbone_tensors,
+                }
             write_text_atomic(
                 self.out / "config.json", json.dumps(record | sources, indent=2) + "\n"
             )
@@ -487,7 +550,9 @@ class _Trainer(TrainTask):
         if log is not None:
             log.close()
             history = log.rows
-        return TrainResult(latest_checkpoint(self.out), self.step, history, self.last_val)
+        return TrainResult(
+            latest_checkpoint(self.out), self.step, history, self.last_val, self.backbone_tensors
+        )
 
     def _epochs(self, loader: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """Batches epoch after epoch, from the current position of the current epoch."""

@@ -2,7 +2,13 @@
 
 Binary change (the convention of every change-detection toolbox): one confusion matrix of the
 change class is accumulated over the **whole split**, and precision, recall, F1 and IoU are
-computed from it once (not averaged over images). Per-image values are kept too.
+computed from it once (not averaged over images). Per-image values are kept too. The counts
+are torchmetrics' (``binary_stat_scores``, per image) and the split metric is a torchmetrics
+``Metric`` (summed across processes); inputs are checked and thresholded here first, since
+torchmetrics would guess (it applies a sigmoid to anything outside [0, 1]). The ratios follow
+the 0/0 rule below, which torchmetrics' constant ``zero_division`` cannot express for
+precision and recall; elsewhere they equal torchmetrics' ``BinaryPrecision``,
+``BinaryRecall``, ``BinaryF1Score`` and ``BinaryJaccardIndex`` (tests check this).
 
 Inputs are explicit, never guessed:
 
@@ -31,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 from torchmetrics import Metric
+from torchmetrics.functional.classification import binary_stat_scores
 
 from changen.errors import DataError
 
@@ -118,9 +125,18 @@ def confusion_counts(
         raise DataError(
             f"predictions {tuple(pred.shape)} and labels {tuple(label.shape)} differ in shape"
         )
-    pred = pred.to(label.device)
-    cells = [pred & label, pred & ~label, ~pred & label, ~pred & ~label]
-    return torch.stack([(c & valid).flatten(1).sum(1) for c in cells], dim=1).long()
+    if not len(label):
+        return torch.zeros((0, 4), dtype=torch.long)
+    target = torch.where(valid, label.long(), torch.full_like(label, -1, dtype=torch.long))
+    stats = binary_stat_scores(
+        pred.to(label.device).long(),
+        target,
+        # torchmetrics' samplewise counts cannot stack a single image's; one image is global
+        multidim_average="samplewise" if len(target) > 1 else "global",
+        ignore_index=-1,
+        validate_args=False,
+    )
+    return stats.reshape(-1, 5)[:, [0, 1, 3, 2]].long()  # torchmetrics: TP, FP, TN, FN, support
 
 
 @dataclass
