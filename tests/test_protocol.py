@@ -128,13 +128,34 @@ def test_killed_experiment_resumes_without_redoing_finished_units(tmp_path: Path
     assert "| fc_siam_diff | scratch |" in log
 
 
+def test_imagenet_arm_starts_from_the_backbone_file(tmp_path: Path) -> None:
+    import timm
+    from safetensors.torch import save_file
+
+    weights = tmp_path / "r18.safetensors"
+    save_file(timm.create_model("resnet18").state_dict(), str(weights))
+    text = TINY.replace(
+        "{model: fc_siam_diff}",
+        "{model: bit, backbone: resnet18, backbone_weights: r18.safetensors}",
+    )
+    text = text.replace("synthesizers: [copy_paste]", "synthesizers: []").replace(
+        "[0.5, 1.0]", "[1.0]"
+    )
+    out = tmp_path / "out"
+    report = run_protocol(load_config(_config(tmp_path, text + "baselines: [imagenet]\n")), out)
+    assert set(report["mean_std"]["bit-resnet18"]) == {"imagenet"}
+    run = json.loads((out / "runs/bit-resnet18/imagenet/seed0/finetune-1/config.json").read_text())
+    assert run["backbone_weights"]["file"] == str(weights)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         (TINY + "sedes: [1]\n", r"unknown keys \['sedes'\]"),
         (TINY.replace("sources: sample-world\n", ""), "missing 'sources'"),
         (TINY.replace("{size: 64,", "{sise: 64,"), r"world: unknown keys \['sise'\]"),
-        (TINY + "baselines: [imagenet]\n", r"unknown baselines \['imagenet'\]"),
+        (TINY + "baselines: [nope]\n", r"unknown baselines \['nope'\]"),
+        (TINY + "baselines: [imagenet]\n", "imagenet baseline needs backbone_weights"),
         (TINY.replace("[0.5, 1.0]", "[0.5, 2.0]"), "fraction 2.0 must lie in"),
         ("sources: [\n", "not valid YAML/JSON"),
         (TINY.replace("change: sample-world", "change: {test_fraction: 0.5}"), "needs path"),

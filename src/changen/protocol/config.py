@@ -34,8 +34,9 @@ from changen.errors import ConfigError
 from changen.synthesis import SYNTHESIZERS
 
 WORLD = "sample-world"
-BASELINES = ("scratch",)
-"""Arms that are not pre-trained on synthetic pairs (``scratch``: random initialisation)."""
+BASELINES = ("scratch", "imagenet")
+"""Arms that are not pre-trained on synthetic pairs: ``scratch`` (random initialisation) and
+``imagenet`` (the detector's ``backbone_weights``, e.g. an ImageNet state dict)."""
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,13 @@ class Source:
 
 @dataclass(frozen=True)
 class Detector:
-    """A detector of :data:`changen.detectors.MODELS`, with its backbone."""
+    """A detector of :data:`changen.detectors.MODELS`, with its backbone and optionally a
+    local state dict for it (``backbone_weights``): it then initialises the synthetic
+    pre-training and the ``imagenet`` baseline."""
 
     model: str
     backbone: str | None = None
+    backbone_weights: str | None = None
 
     @property
     def key(self) -> str:
@@ -191,9 +195,12 @@ def parse_config(data: dict[str, Any], base: Path, where: str) -> ProtocolConfig
         dets = data.pop("detectors")
         if not isinstance(dets, list) or not dets:
             raise ConfigError(f"{where}: 'detectors' must be a list of {{model: …}}")
-        values["detectors"] = tuple(
+        built = [
             _build(Detector, d if isinstance(d, dict) else {"model": d}, f"{where}: detectors")
             for d in dets
+        ]
+        values["detectors"] = tuple(
+            Detector(d.model, d.backbone, _path(d.backbone_weights, base)) for d in built
         )
     if "synthesizers" in data:
         values["synthesizers"] = tuple(
@@ -203,6 +210,11 @@ def parse_config(data: dict[str, Any], base: Path, where: str) -> ProtocolConfig
     bad = sorted(set(config.baselines) - set(BASELINES))
     if bad:
         raise ConfigError(f"{where}: unknown baselines {bad}; choose from {list(BASELINES)}")
+    if "imagenet" in config.baselines and any(d.backbone_weights is None for d in config.detectors):
+        raise ConfigError(
+            f"{where}: the imagenet baseline needs backbone_weights on every detector "
+            f"(see docs/transfer.md for how to save them)"
+        )
     if not config.seeds:
         raise ConfigError(f"{where}: give at least one seed")
     for fraction in config.finetune.fractions:

@@ -104,8 +104,9 @@ class Protocol:
                     }
                 for baseline in self.config.baselines:
                     key = (det.key, baseline, seed)
+                    weights = det.backbone_weights if baseline == "imagenet" else None
                     results.setdefault(det.key, {}).setdefault(baseline, {})[seed] = (
-                        self._finetunes(key, det, train, test_set, seed, init=None)
+                        self._finetunes(key, det, train, test_set, seed, init=None, weights=weights)
                     )
         return write_report(self.config, results, self.out, all_changed(test))
 
@@ -191,9 +192,10 @@ class Protocol:
         def work() -> dict[str, Any]:
             synthetic = self._synthetic(sources, synth, key[2])
             pretrain = self.config.pretrain
-            return {
-                "checkpoint": str(self._train(key, "pretrain", det, pretrain, synthetic, key[2]))
-            }
+            checkpoint = self._train(
+                key, "pretrain", det, pretrain, synthetic, key[2], weights=det.backbone_weights
+            )
+            return {"checkpoint": str(checkpoint)}
 
         return Path(self._unit(key, "pretrain", work)["checkpoint"])
 
@@ -223,10 +225,11 @@ class Protocol:
         seed: int,
         init: Path | None = None,
         fraction: float = 1.0,
+        weights: str | None = None,
     ) -> Path:
         """A detector run's final checkpoint: trained, or resumed from its newest one."""
         run = self.out / "runs" / key[0] / key[1] / f"seed{key[2]}" / phase
-        config = self._config(det, train, seed, train_fraction=fraction)
+        config = self._config(det, train, seed, train_fraction=fraction, backbone_weights=weights)
         resume = run.is_dir() and bool(step_checkpoints(run))
         self.log(f"training {'/'.join(map(str, key))}/{phase}")
         result = train_detector(
@@ -248,14 +251,18 @@ class Protocol:
         test: ChangePairDataset,
         seed: int,
         init: Path | None,
+        weights: str | None = None,
     ) -> dict[str, Scores]:
-        """Fine-tuned scores for every fraction (from ``init``, or from scratch)."""
+        """Fine-tuned scores for every fraction (from checkpoint ``init``, from backbone
+        ``weights``, or from scratch)."""
         out = {}
         for f in self.config.finetune.fractions:
             phase = f"finetune-{f:g}"
 
             def work(phase: str = phase, f: float = f) -> Scores:
-                ckpt = self._train(key, phase, det, self.config.finetune, train, seed, init, f)
+                ckpt = self._train(
+                    key, phase, det, self.config.finetune, train, seed, init, f, weights
+                )
                 return _scores(ckpt, test)
 
             out[phase] = self._unit(key, phase, work)
