@@ -63,7 +63,7 @@ def test_taxonomy_choice_travels_into_provenance(tmp_path: Path, rng: np.random.
 
 def test_bad_layout_overlap_and_existing_output(tmp_path: Path, rng: np.random.Generator) -> None:
     build_folder_dataset(tmp_path / "src", "levircd", rng)
-    with pytest.raises(FormatError, match="levircd, second, geotiff"):
+    with pytest.raises(FormatError, match="levircd, second, second_rgb, geotiff"):
         convert(tmp_path / "src", tmp_path / "out", "coco")
     with pytest.raises(ConfigError, match="overlaps"):
         convert(tmp_path / "src", tmp_path / "src" / "out", "levircd", overwrite=True)

@@ -21,6 +21,7 @@ from changen.data.writers import (
     GeoTiffWriter,
     LevirCDWriter,
     SceneFolderWriter,
+    SecondRGBWriter,
     SecondWriter,
 )
 from changen.data.writers import base as writers_base
@@ -50,7 +51,12 @@ def _files(root: Path) -> list[str]:
 
 
 def test_writers_dict_names_the_layouts() -> None:
-    assert {"levircd": LevirCDWriter, "second": SecondWriter, "geotiff": GeoTiffWriter} == WRITERS
+    assert {
+        "levircd": LevirCDWriter,
+        "second": SecondWriter,
+        "second_rgb": SecondRGBWriter,
+        "geotiff": GeoTiffWriter,
+    } == WRITERS
 
 
 @pytest.mark.parametrize("taxonomy", [BINARY_BUILDING, OPENEARTHMAP], ids=lambda t: t.name)

@@ -27,6 +27,7 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     label_values: str | None = options.LABEL_VALUES,
     binary_threshold: int | None = options.BINARY_THRESHOLD,
+    split: str | None = options.SPLIT,
 ) -> None:
     """Detect a dataset's format and print counts, sizes, bands, classes and objects, and a
     warning line per kind of label the reader skipped."""
@@ -35,7 +36,13 @@ def inspect(
     labels = options.label_options(path, format, label_values, binary_threshold)
     with rich_sink(not as_json, unit="items", transient=True) as sink:
         summary = inspect_dataset(
-            path, format=format, taxonomy=taxonomy, limit=limit, progress=sink, **labels
+            path,
+            format=format,
+            taxonomy=taxonomy,
+            limit=limit,
+            progress=sink,
+            split=split,
+            **labels,
         )
     if as_json:
         typer.echo(json.dumps(summary))

@@ -34,6 +34,7 @@ def simulate(
     format: str | None = typer.Option(None, "--format", "-f", help="Force the source format."),
     taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the source masks."),
     limit: int | None = typer.Option(None, min=1, help="Simulate only the first N items."),
+    split: str | None = options.SPLIT,
     overwrite: bool = typer.Option(
         False, help="Replace what --out holds (kept until the new output is complete)."
     ),
@@ -56,7 +57,7 @@ def simulate(
     if unlabeled not in UNLABELED_MODES:
         raise ConfigError(f"--unlabeled {unlabeled!r}: choose one of {', '.join(UNLABELED_MODES)}")
     check_output_dir(out, overwrite)
-    reader = open_dataset(source, format=format, taxonomy=taxonomy)
+    reader = open_dataset(source, format=format, taxonomy=taxonomy, split=split)
     if reader.kind != "scene":
         raise ConfigError(
             f"{source}: simulate needs a single-temporal dataset (images + masks), got a "

@@ -81,16 +81,22 @@ def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
     raise DataError(f"{path}: a mask needs 1 band or RGB colours, got {image.shape[2]} bands")
 
 
-def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
-    """Write an HWC (or HW) array as PNG/JPEG/TIFF atomically; RGB(A) order in, as on disk."""
-    path = Path(path)
+def encode_image(image: np.ndarray, suffix: str = ".png", where: str = "<array>") -> bytes:
+    """The bytes of an HWC (or HW) array encoded as ``suffix`` (PNG/JPEG/TIFF), RGB(A) in."""
     arr = image if image.ndim == 3 else image[..., None]
     if arr.shape[2] == 3:
         arr = arr[..., ::-1]
     elif arr.shape[2] == 4:
         arr = arr[..., [2, 1, 0, 3]]
+    ok, buf = cv2.imencode(suffix.lower(), np.ascontiguousarray(arr))
+    if not ok:
+        raise DataError(f"{where}: could not encode image of shape {image.shape}")
+    return bytes(buf.tobytes())
+
+
+def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
+    """Write an HWC (or HW) array as PNG/JPEG/TIFF atomically; RGB(A) order in, as on disk."""
+    path = Path(path)
+    data = encode_image(image, path.suffix, str(path))
     with atomic_path(path) as tmp:
-        ok, buf = cv2.imencode(path.suffix.lower(), np.ascontiguousarray(arr))
-        if not ok:
-            raise DataError(f"{path}: could not encode image of shape {image.shape}")
-        tmp.write_bytes(buf.tobytes())
+        tmp.write_bytes(data)

@@ -22,7 +22,11 @@ LAYOUT_FILES: dict[str, str] = {
     "geotiff": "`A/ B/ label/ A_mask/ B_mask/` as LEVIR-CD, every file a GeoTIFF carrying the "
     "source's georeference",
     "second": "`im1/ im2/` images, `label1/ label2/` SECOND-style semantic labels inside changed "
-    "pixels (0 = unchanged, class id + 1 elsewhere; see `manifest.json` for the taxonomy)",
+    "pixels (0 = unchanged, class id + 1 elsewhere; see `manifest.json` for the taxonomy), "
+    "`label/` binary change (0/255)",
+    "second_rgb": "`im1/ im2/` images, `label1/ label2/` SECOND's RGB colour-coded semantic "
+    "labels inside changed pixels (white = unchanged; colours in `manifest.json`), `label/` "
+    "binary change (0/255)",
 }
 
 
@@ -47,6 +51,43 @@ def event_statistics(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 per_class["reclassed_from"][event["class_before"]] += 1
                 per_class["reclassed_to"][event["class_after"]] += 1
     return {"kinds": dict(kinds), "per_class": {k: dict(v) for k, v in per_class.items()}}
+
+
+def split_lines(config: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
+    """The card's "Splits" section (empty without splits): the spec, then per split the
+    source items, samples planned and change pairs written, and how the field's loaders read
+    it."""
+    plan = config.get("plan", {})
+    shares, planned = plan.get("splits"), plan.get("split_counts", {})
+    if not shares:
+        return []
+    written = manifest["counts"].get("splits", {})
+    spec = ",".join(f"{name}={share:g}" for name, share in shares.items())
+    lines = [
+        "## Splits",
+        "",
+        f"Split by source item (`--split {spec}`, seed {config['seed']}): every crop and "
+        "variant of one source item is in the same split, chosen from a hash of the seed and the "
+        "item's name, so an item keeps its split when items are added.",
+        "",
+        "| split | source items | samples planned | change pairs |",
+        "|---|---|---|---|",
+    ]
+    for name in shares:
+        counts = planned.get(name, {})
+        pairs = written.get(name, {}).get("samples", 0)
+        lines.append(
+            f"| {name} | {counts.get('items', 0)} | {counts.get('samples', 0)} | {pairs} |"
+        )
+    lines += [
+        "",
+        "`<split>/` holds the layout's folders; `list/<split>.txt` names its files. Files are "
+        "named `<split>_<sample>` as in the official LEVIR-CD release: torchgeo reads "
+        '`LEVIRCD(root="<this folder>/train", split="train")`, Open-CD `data_root` = this '
+        "folder with `img_path_from='train/A'`, torchange `dataset_dir` = `<this folder>/train`.",
+        "",
+    ]
+    return lines
 
 
 def _pct(part: int, whole: int) -> str:
@@ -90,6 +131,7 @@ def render_card(
         f"| changed pixels | {changed} |",
         f"| seed | {config['seed']} |",
         "",
+        *split_lines(config, manifest),
         "## Change events",
         "",
         "| event | objects |",

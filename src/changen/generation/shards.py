@@ -16,6 +16,8 @@ Output folder::
     generation.json              the run's config (written first; resume checks it)
     manifest/shard-XXXXX.jsonl   one provenance row per sample, per shard (kept per shard)
     <layout folders>             A/ B/ label/ A_mask/ B_mask/ (levircd, geotiff), im1/ … (second)
+                                 or, with splits, <split>/<layout folders> per split
+    list/<split>.txt             the file names of each split (with splits only)
     series/<name>/image_t<k>.png, mask_t<k>.png   the time series, only when T > 1
                                  (.tif images with their georeference in the geotiff layout)
     manifest.json                the writer's summary (counts, taxonomy), written at the end
@@ -160,7 +162,7 @@ class DatasetOutput:
         if resuming:
             self._restore(committed)
         self._pending: dict[int, dict[int, dict[str, Any]]] = {}
-        self._written: dict[int, list[str]] = {}
+        self._written: dict[int, list[tuple[str | None, str]]] = {}
 
     def _busy(self, overwrite: bool) -> bool:
         """Whether ``root`` holds files to replace; refuse them unless ``overwrite``."""
@@ -218,7 +220,7 @@ class DatasetOutput:
         for shard, rows in committed.items():
             for row in rows:
                 for output in row["outputs"]:
-                    self.writer.record(output["name"], output["counts"])
+                    self.writer.record(output["name"], output["counts"], output.get("split"))
             self.committed.add(shard)
             self.restored += len(rows)
 
@@ -243,14 +245,16 @@ class DatasetOutput:
         index = generated.prepared.spec.index
         shard = index // self._shard_size
         row = manifest_row(generated, self.seed, self.synthesizer)
+        split = generated.prepared.spec.split
         written = self._written.setdefault(shard, [])
         outputs = []
         for sample in change_samples(generated, self.taxonomy):
-            written.append(sample.name)
-            outputs.append({"name": sample.name, "counts": self.writer.write(sample)})
+            written.append((split, sample.name))
+            output = {"name": sample.name, "counts": self.writer.write(sample, split)}
+            outputs.append(output if split is None else {**output, "split": split})
         series = change_series(generated, self.taxonomy)
         if series is not None and len(series) > 2:
-            written.append(f"{SERIES_DIR}/{series.name}")
+            written.append((None, f"{SERIES_DIR}/{series.name}"))
             self._write_series(series)
         row["outputs"] = outputs
         row["timing"]["write_s"] = round(time.perf_counter() - start, 6)
@@ -273,14 +277,14 @@ class DatasetOutput:
 
     def discard_uncommitted(self) -> None:
         """Remove the files written for shards not committed (after a failed run)."""
-        holders = [self.root / name for name in self.writer.folders]
         for names in self._written.values():
-            for name in names:
+            for split, name in names:
                 if name.startswith(f"{SERIES_DIR}/"):
                     shutil.rmtree(self.root / name, ignore_errors=True)
                     continue
-                for holder in holders:
-                    for path in holder.glob(f"{glob.escape(name)}.*"):
+                base = self.root if split is None else self.root / split
+                for folder in self.writer.folders:
+                    for path in (base / folder).glob(f"{glob.escape(name)}.*"):
                         path.unlink(missing_ok=True)
         self._written.clear()
         self._pending.clear()

@@ -8,11 +8,12 @@ folder when none is given, trying change-dataset layouts first (they are the mor
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 from typing import Any
 
 from changen.data.readers.base import ChangeReader, Reader, SceneReader
-from changen.errors import DataError, FormatError
+from changen.errors import ConfigError, DataError, FormatError
 from changen.sample import Taxonomy
 from changen.taxonomies import get_taxonomy
 
@@ -70,10 +71,18 @@ def open_dataset(
     """Open the dataset at ``path`` with the reader of ``format`` (detected when ``None``).
 
     ``taxonomy`` may be a built-in name (see :data:`changen.taxonomies.TAXONOMIES`) or a
-    :class:`Taxonomy`; other keyword options go to the reader's constructor.
+    :class:`Taxonomy`; other keyword options go to the reader's constructor. ``split=NAME``
+    reads one split of a format that has splits (for a format without, it is a one-line error);
+    ``split=None`` reads them all, whatever the format.
     """
     fmt = format or detect_format(path)
     cls = reader_class(fmt)
+    if options.get("split", "") is None:
+        del options["split"]  # no split chosen: every reader's default
+    if "split" in options and "split" not in inspect.signature(cls).parameters:
+        raise ConfigError(
+            f"{path}: a {fmt} dataset has no splits to choose from; omit --split {options['split']}"
+        )
     if taxonomy is not None:
         options["taxonomy"] = get_taxonomy(taxonomy) if isinstance(taxonomy, str) else taxonomy
     return cls(path, **options)

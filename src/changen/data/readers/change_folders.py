@@ -192,9 +192,11 @@ class ChangeFolderReader(ChangeReader):
         lists = find_subdir(self.root, ("list",))
         path = lists / f"{split}.txt" if lists else None
         if path is None or not path.is_file():
+            found = sorted(p.stem for p in lists.glob("*.txt")) if lists else []
+            known = f"choose one of: {', '.join(found)}, " if found else ""
             raise ConfigError(
                 f"{self.root}: split {split!r} asked for, but this flat layout "
-                f"has no list/{split}.txt; omit the split or add the list"
+                f"has no list/{split}.txt; {known}omit the split or add the list"
             )
         lines = path.read_text(encoding="utf-8").split()
         return {Path(line).stem for line in lines}
@@ -226,6 +228,19 @@ class ChangeFolderReader(ChangeReader):
             for stem in sorted(images)
             if only is None or stem in only
         ]
+
+    def stored_files(self, index: int) -> dict[str, Path | None]:
+        """The files sample ``index`` is read from, by field (``None``: no such file): the
+        images, the semantic masks and, for binary change readers, the change label (for
+        :mod:`changen.generation.export`, which embeds files as stored)."""
+        item = self._items[index]
+        return {
+            "t1_image": item.files[0],
+            "t2_image": item.files[1],
+            "t1_mask": item.masks[0],
+            "t2_mask": item.masks[1],
+            "change_mask": None,
+        }
 
     def _load_pair(self, item: _Item) -> tuple[np.ndarray, np.ndarray, GeoRef | None]:
         t1, georef = load_image(item.files[0], self.bands)
@@ -290,6 +305,9 @@ class BinaryChangeReader(ChangeFolderReader):
         if self.label_values is None:
             return (label > 0).astype(np.uint8)
         return (label == self.label_values[1]).astype(np.uint8)
+
+    def stored_files(self, index: int) -> dict[str, Path | None]:
+        return {**super().stored_files(index), "change_mask": self._items[index].files[2]}
 
     def __getitem__(self, index: int) -> ChangeSample:
         item = self._items[index]

@@ -4,7 +4,8 @@ Images are GeoTIFFs (their georeference is kept), labels single-band GeoTIFFs of
 ``openearthmap`` ids (0 unknown … 8 building). The root may also be one region folder. Images
 with no label (OpenEarthMap withholds the test labels) are skipped and listed in
 ``unlabelled``; ``split="train"`` (or ``val``, ``test``) keeps only the files named in the
-root's ``<split>.txt``, as in the official release.
+root's ``<split>.txt``, as in the official release. ``Scene.meta["split"]`` names the list a
+tile is in (``None`` when no list names it).
 """
 
 from __future__ import annotations
@@ -35,14 +36,23 @@ def _regions(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and is_region(p))
 
 
-def _read_split(root: Path, split: str) -> set[str]:
-    path = root / f"{split}.txt"
-    if not path.is_file():
+def split_lists(root: Path) -> dict[str, set[str]]:
+    """The stems each ``<split>.txt`` list at the root names (the official release's lists)."""
+    return {
+        path.stem: {Path(line.strip()).stem for line in path.read_text().splitlines() if line}
+        for path in sorted(root.glob("*.txt"))
+        if path.is_file()
+    }
+
+
+def _read_split(lists: dict[str, set[str]], root: Path, split: str) -> set[str]:
+    if split not in lists:
+        found = f"choose one of: {', '.join(lists)}" if lists else "it has no <split>.txt lists"
         raise DataError(
-            f"{path}: split list not found; give split=None to read every labelled "
-            f"tile or add the list (one file name a line)"
+            f"{root / split}.txt: split list not found; {found}, or omit --split to read "
+            f"every labelled tile"
         )
-    return {Path(line.strip()).stem for line in path.read_text().splitlines() if line.strip()}
+    return lists[split]
 
 
 class OpenEarthMapReader(SceneReader):
@@ -60,7 +70,9 @@ class OpenEarthMapReader(SceneReader):
     ) -> None:
         super().__init__(root, taxonomy or OPENEARTHMAP)
         self.bands = bands
-        keep = _read_split(self.root, split) if split is not None else None
+        lists = split_lists(self.root) if self.root.is_dir() else {}
+        keep = _read_split(lists, self.root, split) if split is not None else None
+        self._splits = {stem: name for name, stems in lists.items() for stem in stems}
         self._items: list[tuple[Path, Path]] = []
         self.unlabelled: list[Path] = []
         for region in _regions(self.root):
@@ -98,5 +110,5 @@ class OpenEarthMapReader(SceneReader):
             self.taxonomy,
             self.names[index],
             str(image_path),
-            {"region": image_path.parent.parent.name},
+            {"region": image_path.parent.parent.name, "split": self._splits.get(self.names[index])},
         )

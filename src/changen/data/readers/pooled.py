@@ -30,18 +30,20 @@ from changen.data.readers.resample import ResampledReader
 from changen.errors import ConfigError
 from changen.sample import Scene, Taxonomy
 
-_KEYS = ("path", "format", "gsd", "binary_threshold")
+_KEYS = ("path", "format", "gsd", "binary_threshold", "split")
 
 
 @dataclass(frozen=True)
 class SourceEntry:
     """One source: dataset path, format (detected when None), GSD when its files carry none,
-    and the threshold that reads its grey 0/255 masks as 0/1 (folder sources)."""
+    the threshold that reads its grey 0/255 masks as 0/1 (folder sources) and the one split of
+    the source to read (all when None)."""
 
     path: str
     format: str | None = None
     gsd: float | None = None
     binary_threshold: int | None = None
+    split: str | None = None
 
     def open(self, taxonomy: str | Taxonomy | None = None) -> Reader[Any]:
         """This source alone, as :func:`open_dataset` reads it; ``binary_threshold`` applies to
@@ -50,6 +52,8 @@ class SourceEntry:
         options: dict[str, Any] = {}
         if self.binary_threshold is not None and issubclass(reader_class(fmt), FolderReader):
             options["binary_threshold"] = self.binary_threshold
+        if self.split is not None:
+            options["split"] = self.split
         return open_dataset(self.path, format=fmt, taxonomy=taxonomy, **options)
 
 
@@ -156,6 +160,9 @@ def _entry(item: Any, where: str, folder: Path) -> SourceEntry:
     if unknown:
         raise ConfigError(f"{where}: unknown keys {unknown}; the keys are {list(_KEYS)}")
     fmt, gsd, threshold = item.get("format"), item.get("gsd"), item.get("binary_threshold")
+    split = item.get("split")
+    if split is not None and not isinstance(split, str):
+        raise ConfigError(f'{where}: "split" must be a split name such as "train", got {split!r}')
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int)):
         raise ConfigError(f'{where}: "binary_threshold" must be an integer, got {threshold!r}')
     if fmt is not None and not isinstance(fmt, str):
@@ -165,4 +172,4 @@ def _entry(item: Any, where: str, folder: Path) -> SourceEntry:
     source = folder / item["path"]
     if not source.exists():
         raise ConfigError(f"{where}: {source} does not exist; fix the path (relative to {folder})")
-    return SourceEntry(str(source), fmt, None if gsd is None else float(gsd), threshold)
+    return SourceEntry(str(source), fmt, None if gsd is None else float(gsd), threshold, split)

@@ -16,6 +16,7 @@ and ignore where either label is the taxonomy's ignore id.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,11 @@ class SecondReader(ChangeFolderReader):
     format = "second"
     folders = ("im1", "im2", "label1", "label2")
     default_taxonomy = SECOND_DING
+
+    def stored_files(self, index: int) -> dict[str, Path | None]:
+        """As the base class, the labels standing for the masks (no change file: derived)."""
+        files = self._items[index].files
+        return {**super().stored_files(index), "t1_mask": files[2], "t2_mask": files[3]}
 
     def __getitem__(self, index: int) -> ChangeSample:
         item = self._items[index]

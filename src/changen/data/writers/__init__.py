@@ -11,11 +11,12 @@ from changen.data.writers.base import MANIFEST_NAME, ChangeDatasetWriter, Datase
 from changen.data.writers.folder import SceneFolderWriter
 from changen.data.writers.geotiff import GeoTiffWriter
 from changen.data.writers.levircd import LevirCDWriter
-from changen.data.writers.second import SecondWriter
+from changen.data.writers.second import SecondRGBWriter, SecondWriter
 
 WRITERS: dict[str, type[ChangeDatasetWriter]] = {
     "levircd": LevirCDWriter,
     "second": SecondWriter,
+    "second_rgb": SecondRGBWriter,
     "geotiff": GeoTiffWriter,
 }
 
@@ -27,5 +28,6 @@ __all__ = [
     "GeoTiffWriter",
     "LevirCDWriter",
     "SceneFolderWriter",
+    "SecondRGBWriter",
     "SecondWriter",
 ]

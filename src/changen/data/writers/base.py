@@ -7,6 +7,10 @@ written for that sample are removed) and returns the sample's counts as JSON. Th
 written last, on a clean exit only, so a folder without ``manifest.json`` is recognisably
 incomplete.
 
+Splits: samples written with ``split=`` go to ``root/<split>/`` (the layout's folders under each
+split folder); a change writer then also writes ``list/<split>.txt``, the split's file names one
+a line (LEVIR-CD's list files), when it closes.
+
 Resuming: a writer opened with ``resume=True`` keeps what the folder holds (it only removes a
 previous ``manifest.json``, since the dataset is incomplete again), and
 :meth:`DatasetWriter.record` re-registers samples written by an earlier run from their saved
@@ -33,6 +37,7 @@ from changen.errors import ConfigError, DataError
 from changen.sample import CHANGE_IGNORE, ChangeSample, GeoRef, Scene, Taxonomy
 
 MANIFEST_NAME = "manifest.json"
+LIST_DIR = "list"
 
 T = TypeVar("T", ChangeSample, Scene)
 W = TypeVar("W", bound="DatasetWriter[Any]")
@@ -175,6 +180,7 @@ class DatasetWriter(Generic[T]):
         """Write ``manifest.json`` (atomically) and return it; later calls return it again."""
         if self.manifest is not None:
             return self.manifest
+        self._finish()
         manifest: dict[str, Any] = {
             "changen_version": __version__,
             "layout": self.layout,
@@ -194,6 +200,9 @@ class DatasetWriter(Generic[T]):
     def _files(self, sample: T, folder: Path) -> list[tuple[Path, np.ndarray]]:
         """The files of one sample: (path, array) pairs, written in this order."""
         raise NotImplementedError
+
+    def _finish(self) -> None:
+        """Write what a layout adds once every sample is written (before the manifest)."""
 
     def _manifest_taxonomy(self) -> Taxonomy:
         """The taxonomy a reader of the written files must use."""
@@ -239,6 +248,17 @@ class ChangeDatasetWriter(DatasetWriter[ChangeSample]):
     """
 
     item_type = ChangeSample
+    suffix: ClassVar[str] = ".png"  # of the t1 image files, named by the split lists
+
+    def _finish(self) -> None:
+        for split in sorted(k for k in self._names if k != "."):
+            text = "".join(f"{name}{self.suffix}\n" for name in sorted(self._names[split]))
+            write_text_atomic(self.root / LIST_DIR / f"{split}.txt", text)
+
+    def _clear_previous(self) -> None:
+        super()._clear_previous()
+        if (self.root / LIST_DIR).is_dir():
+            shutil.rmtree(self.root / LIST_DIR)
 
     def _validate(self, sample: ChangeSample, where: str) -> None:
         values = np.unique(sample.change_mask)

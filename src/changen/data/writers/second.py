@@ -7,14 +7,21 @@ taxonomy ("unchanged" plus the shifted source classes, colours kept) is the mani
 ``taxonomy``, so :class:`changen.data.readers.second.SecondReader` reads the labels back
 exactly; the source taxonomy is kept as ``source_taxonomy``. A taxonomy that already has an
 "unchanged" background (``second_ding``, ``second_paper``, or a derived one) is written
-unshifted. Samples need both semantic masks.
+unshifted. Samples need both semantic masks. ``label/`` holds the binary change mask as
+LEVIR-CD does (0 = unchanged, 255 = changed), for the binary change loaders.
+
+The ``second_rgb`` layout (:class:`SecondRGBWriter`) writes ``label1/ label2/`` as the official
+release codes them: RGB colours of the label taxonomy (white = unchanged; ``second_ding`` and
+``second_paper`` carry SECOND's colour table), which the reader decodes by colour. The coding
+has no ignore value, so a sample with ignore pixels in its labels is refused (write the index
+``second`` layout instead), and every class needs its own colour.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -50,10 +57,13 @@ class SecondWriter(ChangeDatasetWriter):
     """Writes change samples in the SECOND layout (see the module docstring)."""
 
     layout = "second"
-    folders = ("im1", "im2", "label1", "label2")
+    folders = ("im1", "im2", "label1", "label2", "label")
+    rgb: ClassVar[bool] = False  # colour-coded labels (the official release's coding)
 
     def __init__(self, root: str | os.PathLike[str], taxonomy: Taxonomy, **kwargs: Any) -> None:
         self.label_taxonomy = second_taxonomy(taxonomy)
+        if self.rgb:
+            _check_colours(self.label_taxonomy)
         super().__init__(root, taxonomy, **kwargs)
 
     def _label(self, mask: np.ndarray, change: np.ndarray) -> np.ndarray:
@@ -83,13 +93,26 @@ class SecondWriter(ChangeDatasetWriter):
                 f"{sample.source or sample.name}: {lost} changed pixel(s) are 'unchanged' in "
                 f"both masks, which the second layout cannot store; fix the masks or the change"
             )
+        if self.rgb:
+            l1, l2 = self._colour(l1, sample), self._colour(l2, sample)
         stem = sample.name + ".png"
         return [
             (folder / "im1" / stem, sample.t1_image),
             (folder / "im2" / stem, sample.t2_image),
             (folder / "label1" / stem, l1),
             (folder / "label2" / stem, l2),
+            (folder / "label" / stem, np.where(sample.change_mask == 1, 255, 0).astype(np.uint8)),
         ]
+
+    def _colour(self, label: np.ndarray, sample: ChangeSample) -> np.ndarray:
+        """An index label as SECOND's RGB coding; ignore pixels cannot be coded."""
+        ignored = int((label == self.label_taxonomy.ignore).sum())
+        if ignored:
+            raise DataError(
+                f"{sample.source or sample.name}: {ignored} ignore pixel(s) in the labels, which "
+                f"SECOND's RGB coding cannot store; write --layout second (index labels)"
+            )
+        return self.label_taxonomy.colorize(label)
 
     def _manifest_taxonomy(self) -> Taxonomy:
         return self.label_taxonomy
@@ -98,4 +121,25 @@ class SecondWriter(ChangeDatasetWriter):
         return {
             "source_taxonomy": self.taxonomy.to_dict(),
             "label_offset": int(self.label_taxonomy is not self.taxonomy),
+            "label_coding": "rgb" if self.rgb else "index",
         }
+
+
+class SecondRGBWriter(SecondWriter):
+    """The SECOND layout with RGB colour-coded labels, as the official release (``second_rgb``)."""
+
+    layout = "second_rgb"
+    rgb = True
+
+
+def _check_colours(taxonomy: Taxonomy) -> None:
+    """Raise unless every class of ``taxonomy`` has its own colour (RGB labels decode by it)."""
+    seen: dict[tuple[int, ...], str] = {}
+    for c in taxonomy.classes:
+        if tuple(c.color) in seen:
+            raise ConfigError(
+                f"taxonomy {taxonomy.name!r}: classes {seen[tuple(c.color)]!r} and {c.name!r} "
+                f"share the colour {tuple(c.color)}, so RGB labels cannot tell them apart; give "
+                f"each class its own colour or write --layout second"
+            )
+        seen[tuple(c.color)] = c.name
