@@ -56,3 +56,45 @@ def test_folders_that_are_not_autoencoders_are_one_line_errors(tmp_path: Path) -
     (tmp_path / "broken" / "config.json").write_text('{"_class_name": "AutoencoderKL"}')
     with pytest.raises(ConfigError, match="cannot load"):
         open_latent_space(str(tmp_path / "broken"))
+
+
+def _changen_checkpoint(run: Path, kind: str = "changen_autoencoder") -> Path:
+    """A one-step run folder holding a tiny VQ autoencoder the way the trainer saves it."""
+    from changen.engine.checkpoint import save_checkpoint
+    from changen.engine.run import publish_last, step_dir
+    from changen.synthesis.diffusion.autoencoder import write_diffusers_folder
+
+    torch.manual_seed(0)
+    model = VQModel(**TINY)
+    step = save_checkpoint(step_dir(run, 1), {"autoencoder": model}, {"kind": kind})
+    if kind == "changen_autoencoder":
+        write_diffusers_folder(model, step, scaling_factor=0.25)
+    publish_last(step)
+    return step
+
+
+def test_a_changen_autoencoder_checkpoint_or_run_is_a_latent_space(tmp_path: Path) -> None:
+    step = _changen_checkpoint(tmp_path / "run")
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    spaces = [open_latent_space(str(p)) for p in (step, tmp_path / "run", step.parent / "last")]
+    assert spaces[1].describe()["folder"] == str((step.parent / "last" / "autoencoder").resolve())
+    latents = [s.encode(x) for s in spaces]
+    assert all(torch.equal(z, latents[0]) for z in latents) and latents[0].shape == (1, 3, 8, 8)
+    assert spaces[0].scale == 0.25  # type: ignore[attr-defined]  # the saved scaling_factor
+
+
+def test_checkpoints_that_hold_no_autoencoder_are_one_line_errors(tmp_path: Path) -> None:
+    _changen_checkpoint(tmp_path / "gan", kind="changen_gan")
+    with pytest.raises(ConfigError, match="a changen_gan checkpoint, not a latent autoencoder"):
+        open_latent_space(str(tmp_path / "gan"))
+    step = _changen_checkpoint(tmp_path / "cut")
+    for sub in (step / "autoencoder", step.parent / "last" / "autoencoder"):
+        for f in sub.iterdir():
+            f.unlink()
+        sub.rmdir()
+    with pytest.raises(ConfigError, match="without its autoencoder/ folder") as e:
+        open_latent_space(str(tmp_path / "cut"))
+    assert "\n" not in str(e.value)
+    (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="holds no checkpoint yet"):
+        open_latent_space(str(tmp_path / "empty"))

@@ -9,7 +9,8 @@ Layers, lowest first (a module may import its own layer and the ones below):
 3. ``viz`` — pictures of masks, events and samples;
 4. ``metrics``, ``synthesis``, ``detectors`` — the model families (no family imports another,
    except detectors using metrics to score);
-5. ``generation`` — whole datasets;
+5. ``generation`` — whole datasets (and their exports);
+5.5 ``protocol`` — transfer experiments: generation, then detectors trained and scored;
 6. ``cli`` — the only place that draws with rich.
 """
 
@@ -37,6 +38,7 @@ LAYER = {
     "synthesis": 4,
     "detectors": 4,
     "generation": 5,
+    "protocol": 5.5,
     "cli": 6,
 }
 SIBLINGS_ALLOWED = {("detectors", "metrics"), ("data", "engine"), ("engine", "data")}

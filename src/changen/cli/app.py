@@ -12,6 +12,7 @@ from rich.markup import escape
 from changen import __version__
 from changen.cli import bench, data, detect, eval, train
 from changen.cli.demo import demo
+from changen.cli.export import export
 from changen.cli.gallery import gallery
 from changen.cli.generate import generate
 from changen.cli.simulate import simulate
@@ -30,6 +31,7 @@ app.add_typer(detect.app, name="detect")
 app.add_typer(bench.app, name="bench")
 app.command("simulate")(simulate)
 app.command("generate")(generate)
+app.command("export")(export)
 app.command("gallery")(gallery)
 app.command("demo")(demo)
 

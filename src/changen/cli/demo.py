@@ -8,7 +8,8 @@ It writes, under ``--out`` (default ``./changen-demo``)::
 
 The default synthesizer is the small Changen GAN checkpoint shipped in the package
 (``changen/assets/demo_gan/``, trained on the sample world by the project's own recipe);
-``--synthesizer`` runs any other one (``copy_paste``, ``inpaint``, a checkpoint folder).
+``--synthesizer`` runs any other one (``copy_paste``, ``inpaint``, a checkpoint folder — a
+diffusion one sampled as ``--sampling-steps``, ``--sampler`` and ``--switch`` say).
 
 The demo folder is built in place (its dataset records the source's path) under the writer
 lock of ``--out``; a demo that fails leaves what was there before — nothing, or with
@@ -25,6 +26,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from changen.cli import options
 from changen.data.staging import output_in_place
 from changen.errors import ConfigError
 from changen.events import (
@@ -96,6 +98,9 @@ def demo(
     size: int = typer.Option(128, min=32, help="Scene size in pixels (a multiple of 32)."),
     seed: int = typer.Option(0, min=0, help="Seed of the scenes and of the generation."),
     workers: int = typer.Option(1, min=0, help="Processes for reading and events."),
+    sampling_steps: int | None = options.SAMPLING_STEPS,
+    sampler: str | None = options.SAMPLER,
+    switch: float | None = options.SWITCH,
     overwrite: bool = typer.Option(
         False, help="Replace what --out holds (kept until the new demo is complete)."
     ),
@@ -114,7 +119,11 @@ def demo(
     with output_in_place(out, overwrite=overwrite) as root:
         source = write_sample_world(root / "source", n, seed, size=size)
         config = GenerationConfig(
-            source=str(source), synthesizer=spec, process=demo_process(), seed=seed
+            source=str(source),
+            synthesizer=spec,
+            process=demo_process(),
+            seed=seed,
+            synthesizer_options=options.sampling_options(sampling_steps, sampler, switch),
         )
         with rich_sink(progress, unit="samples") as sink:
             result = generate_dataset(config, root / "dataset", RunOptions(workers=workers), sink)

@@ -4,6 +4,9 @@ A thin layer over :func:`changen.generation.generate_dataset`: the event flags (
 ``ChangeProcess`` JSON given to ``--events``) become the process, the other flags the
 :class:`~changen.generation.GenerationConfig` and :class:`~changen.generation.RunOptions`.
 A rich progress bar shows samples/s and the ETA; a summary says what was written where.
+``--sampling-steps``, ``--sampler`` and ``--switch`` go to a diffusion synthesizer (others
+refuse them); ``--unlabeled`` runs the events on class-agnostic objects (Changen2's unlabeled
+mode, for a contour-conditioned diffusion checkpoint or the learning-free synthesizers).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from changen.errors import ConfigError
 
 if TYPE_CHECKING:
     from changen.data.readers.pooled import SourceEntry
-    from changen.generation import GenerationResult
+    from changen.generation import GenerationResult, SplitSpec
 
 
 def summary(result: GenerationResult, layout: str) -> str:
@@ -41,6 +44,15 @@ def summary(result: GenerationResult, layout: str) -> str:
         lines.append(f"ms per sample (summed over processes): {parts}")
     if result.restored:
         lines.append(f"resumed: {result.restored} samples were already committed")
+    planned = result.manifest["provenance"].get("plan", {}).get("split_counts", {})
+    if planned:
+        written = result.manifest["counts"].get("splits", {})
+        pairs = {name: written.get(name, {}).get("samples", 0) for name in planned}
+        line = "splits: " + ", ".join(f"{name} {n} pairs" for name, n in pairs.items())
+        empty = [name for name, counts in planned.items() if not counts["items"]]
+        if empty:
+            line += f" ({', '.join(empty)}: no source item drawn; use more items or larger shares)"
+        lines.append(line)
     lines.append(
         f"dataset: {result.out} ({layout}, {result.manifest['counts'].get('samples', 0)} pairs "
         f"in all); card: {result.card}; provenance: {result.out / 'manifest'}"
@@ -54,16 +66,36 @@ def source_entries(
     format: str | None,
     source_gsd: float | None,
     binary_threshold: int | None,
+    split: str | None = None,
 ) -> tuple[SourceEntry, ...]:
-    """The sources named on the command line, then those of ``--sources``."""
+    """The sources named on the command line (read for ``split`` when given), then those of
+    ``--sources``."""
     from changen.data.readers.pooled import SourceEntry, read_sources_file
 
-    entries = [SourceEntry(str(p), format, source_gsd, binary_threshold) for p in paths]
+    entries = [SourceEntry(str(p), format, source_gsd, binary_threshold, split) for p in paths]
     if sources_file is not None:
         entries += read_sources_file(sources_file)
     if not entries:
         raise ConfigError("name a source dataset (SOURCE ...) or a sources file (--sources FILE)")
     return tuple(entries)
+
+
+def split_options(
+    split: str | None, source_split: str | None
+) -> tuple[SplitSpec | None, str | None]:
+    """``--split`` as output shares (``train=0.8,val=0.2``) or, without ``=``, as the source
+    split to read (like ``--split`` of the other commands); ``--source-split`` names the
+    latter explicitly."""
+    from changen.generation import SplitSpec
+
+    if split is None or "=" not in split:
+        if split is not None and source_split is not None:
+            raise ConfigError(
+                f"--split {split} and --source-split {source_split} both name the source "
+                f"split; give one, or give --split as shares (train=0.8,val=0.2)"
+            )
+        return None, source_split or split
+    return SplitSpec.parse(split), source_split
 
 
 def generate(
@@ -81,7 +113,9 @@ def generate(
         None, min=1, help="Time steps T; T > 1 also writes the series. (default: 1)"
     ),
     seed: int = typer.Option(0, min=0, help="Seed; sample i draws from SeedSequence((seed, i))."),
-    layout: str = typer.Option("levircd", help="Output layout: levircd, second or geotiff."),
+    layout: str = typer.Option(
+        "levircd", help="Output layout: levircd, second, second_rgb or geotiff."
+    ),
     events: str | None = options.EVENTS,
     count: str | None = options.COUNT,
     scale: str | None = options.OBJECT_SCALE,
@@ -124,6 +158,10 @@ def generate(
         None, help="GPUs per Ray synthesizer actor. (default: 1 if the cluster has GPUs)"
     ),
     device: str | None = options.DEVICE,
+    sampling_steps: int | None = options.SAMPLING_STEPS,
+    sampler: str | None = options.SAMPLER,
+    switch: float | None = options.SWITCH,
+    unlabeled: str = options.UNLABELED,
     shard_size: int = typer.Option(64, min=1, help="Samples committed at a time."),
     sources_file: Path | None = typer.Option(
         None,
@@ -142,6 +180,15 @@ def generate(
     format: str | None = typer.Option(None, "--format", "-f", help="Force the source format."),
     taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the source masks."),
     limit: int | None = typer.Option(None, min=1, help="Use only the first N source items."),
+    split: str | None = typer.Option(
+        None,
+        "--split",
+        help="Output splits by source item, NAME=SHARE,… e.g. train=0.8,val=0.1,test=0.1 "
+        "(writes train/ val/ test/ and list/*.txt); a plain NAME reads that source split.",
+    ),
+    source_split: str | None = typer.Option(
+        None, "--source-split", help="Read only this split of the source (with --split shares)."
+    ),
     resume: bool = typer.Option(False, help="Finish an interrupted run in --out."),
     overwrite: bool = typer.Option(False, help="Replace what --out holds."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
@@ -156,12 +203,16 @@ def generate(
 
     if resume and overwrite:
         raise ConfigError("--resume keeps what --out holds and --overwrite deletes it; pick one")
-    entries = source_entries(sources or [], sources_file, format, source_gsd, binary_threshold)
+    splits, read_split = split_options(split, source_split)
+    entries = source_entries(
+        sources or [], sources_file, format, source_gsd, binary_threshold, read_split
+    )
     reader = open_sources(entries, taxonomy, gsd)
     process = options.change_process(
         events,
         reader.taxonomy,
         steps=steps,
+        unlabeled=unlabeled != "none",
         count=count,
         scale=scale,
         rotate=rotate,
@@ -184,11 +235,16 @@ def generate(
         taxonomy=taxonomy,
         limit=limit,
         shard_size=shard_size,
-        synthesizer_options={"device": options.resolve_device(device)},
+        synthesizer_options={
+            "device": options.resolve_device(device),
+            **options.sampling_options(sampling_steps, sampler, switch),
+        },
         nuisance=nuisance_config(nuisance),
         donors=donors,
         negatives=negatives,
         gsd=gsd,
+        splits=splits,
+        unlabeled=unlabeled,  # type: ignore[arg-type]  # checked by GenerationConfig.check
     )
     run = RunOptions(
         executor=executor,

@@ -62,11 +62,45 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
+SAMPLING_STEPS = typer.Option(
+    None,
+    "--sampling-steps",
+    min=1,
+    help="Denoising steps of a diffusion synthesizer. (default: 50)",
+)
+SAMPLER = typer.Option(
+    None, help="Sampler of a diffusion synthesizer: ddim or ddpm. (default: ddim)"
+)
+SWITCH = typer.Option(
+    None,
+    min=0.0,
+    max=1.0,
+    help="Fraction of diffusion steps that keep unchanged regions to the pre-event image; after "
+    "it they vary freely (ChangeAnywhere's two phases). (default: 1)",
+)
+UNLABELED = typer.Option(
+    "none",
+    help="Class-agnostic mode: 'instances' (the dataset's instance maps, e.g. SAM), 'slic' or "
+    "'felzenszwalb' (regions proposed from the image; those over 1/16 of it stay background); "
+    "'none' uses masks. Change labels are then binary.",
+)
+
+
+def sampling_options(
+    steps: int | None, sampler: str | None, switch: float | None
+) -> dict[str, Any]:
+    """The diffusion sampling flags that were given, as synthesizer options
+    (:data:`changen.synthesis.SAMPLING_OPTIONS`)."""
+    given = {"steps": steps, "sampler": sampler, "switch": switch}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 EVENTS = typer.Option(
     None,
-    help="Events: a comma list of create, remove, reclass, or a ChangeProcess JSON file (e.g. "
-    "an earlier run's process.json). (default: create,remove, plus reclass when the transition "
-    "kernel fits the taxonomy)",
+    help="Events: a comma list of create, remove, reclass; changeanywhere (ChangeAnywhere's: "
+    "instances moved into homogeneous regions, instances filled with the class around them); "
+    "or a ChangeProcess JSON file (e.g. an earlier run's process.json). (default: "
+    "create,remove, plus reclass when the transition kernel fits the taxonomy)",
 )
 COUNT = typer.Option(None, help="Objects per event and step, LO:HI. (default: 1:5)")
 OBJECT_SCALE = typer.Option(None, help="Scale range of created objects, LO:HI. (default: 0.5:1.5)")
@@ -92,6 +126,14 @@ PLACEMENT = typer.Option(
     "homogeneous for land cover)",
 )
 WITHIN = typer.Option(None, help="Host classes of --placement within, e.g. 2,3.")
+
+
+SPLIT = typer.Option(
+    None,
+    "--split",
+    help="Read only this split of the source (e.g. train, val, test: split folders, LoveDA "
+    "Train/Val, list files); an unknown name lists the splits the source has.",
+)
 
 
 LABEL_VALUES = typer.Option(
@@ -228,8 +270,9 @@ def change_process(
     within: str | None = None,
 ) -> ChangeProcess:
     """The change process of the event flags: ``events`` is a ``ChangeProcess`` JSON file (no
-    other event flag allowed; ``steps`` overrides its step count) or a comma list of events,
-    completed by the taxonomy's defaults (:func:`changen.events.policy.default_process`)."""
+    other event flag allowed; ``steps`` overrides its step count), ``changeanywhere``, or a
+    comma list of events, completed by the taxonomy's defaults
+    (:func:`changen.events.policy.default_process`)."""
     from changen.events import ChangeProcess
     from changen.events.policy import default_process
 

@@ -1,11 +1,15 @@
-"""``changen train``: train models. ``changen train generator`` trains the Changen GAN.
+"""``changen train``: train models. ``changen train generator`` trains the Changen GAN,
+``changen train diffusion`` a mask-conditioned diffusion model (RS-DiT).
 
-A thin layer over :func:`changen.synthesis.gan.train.train_generator` (which documents the run
-folder). Options left out take the defaults of
-:class:`~changen.synthesis.gan.train_config.GanTrainConfig`; with ``--resume`` they take the run's
-recorded values, and only the runtime options (steps, devices, workers, how often to
-log/sample/save/evaluate) may be given. The run folder is locked for the whole command, and a
-new run that fails before its first checkpoint leaves no folder behind (:mod:`changen.cli.runs`).
+Thin layers over :func:`changen.synthesis.gan.train.train_generator` and
+:func:`changen.synthesis.diffusion.train.train_diffusion` (which document their run folders).
+Options left out take the defaults of
+:class:`~changen.synthesis.gan.train_config.GanTrainConfig` (and
+:class:`~changen.synthesis.diffusion.train_config.DiffusionTrainConfig`); with ``--resume``
+they take the run's recorded values, and only the runtime options (steps, devices, workers,
+how often to log/sample/save/evaluate) may be given. The run folder is locked for the whole
+command, and a new run that fails before its first checkpoint leaves no folder behind
+(:mod:`changen.cli.runs`).
 """
 
 from __future__ import annotations
@@ -54,6 +58,18 @@ def _events(
     return options.change_process(flags.pop("events"), reader.taxonomy, **flags).to_dict()
 
 
+def _refuse_fixed(given: dict[str, Any], run: dict[str, Any], runtime: tuple[str, ...]) -> None:
+    """Refuse, when resuming, the options the run's config.json fixes."""
+    fixed = [k for k in given if k not in runtime]
+    fixed += [k for k in run if k == "precision"]
+    if fixed:
+        names = ", ".join(OPTION_NAMES.get(k, "--" + k.replace("_", "-")) for k in fixed)
+        raise ConfigError(
+            f"{names}: fixed by the run's config.json when resuming; drop them, or start a "
+            f"new run in another folder"
+        )
+
+
 @app.command()
 def generator(
     data: str | None = typer.Argument(
@@ -62,6 +78,7 @@ def generator(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (new or empty, or --resume)."),
     format: str | None = typer.Option(None, "--format", "-f", help="Force the dataset format."),
     taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the masks."),
+    split: str | None = options.SPLIT,
     holdout: float | None = typer.Option(
         None, help="Fraction of items held out for samples and FID. (default: 0.1)"
     ),
@@ -150,6 +167,7 @@ def generator(
         "data": data,
         "format": format,
         "taxonomy": taxonomy,
+        "split": split,
         "holdout": holdout,
         "preset": preset,
         "width": width,
@@ -194,14 +212,7 @@ def generator(
         keep=keep,
     )
     if resume:
-        fixed = [k for k in given if k not in RUNTIME_FIELDS]
-        fixed += [k for k in run if k == "precision"]
-        if fixed:
-            names = ", ".join(OPTION_NAMES.get(k, "--" + k.replace("_", "-")) for k in fixed)
-            raise ConfigError(
-                f"{names}: fixed by the run's config.json when resuming; drop them, or start a "
-                f"new run in another folder"
-            )
+        _refuse_fixed(given, run, RUNTIME_FIELDS)
         config = resume_config(out, **given, **({"run": run} if run else {}))
     else:
         if data is None:
@@ -211,3 +222,156 @@ def generator(
     with run_folder(out, resume=resume) as run_dir, rich_sink(progress, unit="steps") as sink:
         result = train_generator(config, run_dir, resume=resume, progress=sink)
     typer.echo(f"trained to step {result.step}; checkpoint {result.checkpoint}")
+
+
+@app.command()
+def diffusion(
+    data: str | None = typer.Argument(
+        None, help="Single-temporal dataset to learn from (required unless --resume)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder (new or empty, or --resume)."),
+    format: str | None = typer.Option(None, "--format", "-f", help="Force the dataset format."),
+    taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the masks."),
+    holdout: float | None = typer.Option(
+        None, help="Fraction of items held out for samples and FID. (default: 0.1)"
+    ),
+    unlabeled: str | None = typer.Option(
+        None,
+        help="Train on images without masks (Changen2's unlabeled mode): instances (the "
+        "dataset's instance maps), slic or felzenszwalb (proposed regions); contour condition.",
+    ),
+    family: str | None = typer.Option(
+        None, help="rsdit (Changen2) or ldm (ChangeAnywhere). (default: rsdit)"
+    ),
+    preset: str | None = typer.Option(
+        None, help="Network size: tiny, small, S/2, B/2, L/2 or XL/2 for rsdit. (default: S/2)"
+    ),
+    labels: str | None = typer.Option(
+        None,
+        help="Label encoding: onehot, index, binary or contour. (default: onehot; binary for "
+        "2 classes; contour with --unlabeled)",
+    ),
+    latent: str | None = typer.Option(
+        None,
+        help="pixel, a diffusers autoencoder folder or a `changen train autoencoder` run. "
+        "(default: pixel)",
+    ),
+    size: int | None = typer.Option(None, min=8, help="Training crop side. (default: 256)"),
+    steps: int | None = typer.Option(
+        None, min=1, help="Training steps (a resumed run may extend them). (default: 400000)"
+    ),
+    batch_size: int | None = typer.Option(
+        None, min=1, help="Global batch, split over all devices. (default: 32)"
+    ),
+    lr: float | None = typer.Option(None, help="AdamW learning rate. (default: 1e-4)"),
+    ema_decay: float | None = typer.Option(
+        None, help="Decay of the denoiser's EMA. (default: 0.9999; 0.999 for tiny and small)"
+    ),
+    scale: str | None = typer.Option(None, help="Scale jitter range LO:HI. (default: 1:1)"),
+    flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Random flips. (default: on)"),
+    rotate: bool | None = typer.Option(
+        None, "--rotate/--no-rotate", help="Random 90° rotations. (default: on)"
+    ),
+    transpose: bool | None = typer.Option(
+        None, "--transpose/--no-transpose", help="Random transposes. (default: on)"
+    ),
+    cache_latents: bool | None = typer.Option(
+        None,
+        "--cache-latents/--no-cache-latents",
+        help="Encode each item's crop once (fixes its augmentation). (default: off)",
+    ),
+    seed: int | None = typer.Option(None, min=0, help="Random seed. (default: 0)"),
+    precision: str | None = options.PRECISION,
+    accelerator: str | None = options.ACCELERATOR,
+    devices: str | None = options.DEVICES,
+    num_nodes: int | None = options.NUM_NODES,
+    workers: int | None = options.WORKERS,
+    log_every: int | None = options.LOG_EVERY,
+    sample_every: int | None = typer.Option(
+        None, min=0, help="Steps between sample grids, 0 = only at the end. (default: 1000)"
+    ),
+    sample_steps: int | None = typer.Option(
+        None, min=1, help="DDIM steps of the sample grids and FID samples. (default: 25)"
+    ),
+    save_every: int | None = options.SAVE_EVERY,
+    keep: int | None = options.KEEP,
+    fid_every: int | None = typer.Option(
+        None, min=0, help="Steps between FID/KID on held-out crops, 0 = never. (default: 0)"
+    ),
+    fid_samples: int | None = typer.Option(
+        None, min=1, help="Held-out crops used for FID/KID. (default: 256)"
+    ),
+    preview: int | None = typer.Option(
+        None, min=0, help="Held-out items in each sample grid, 0 = no grids. (default: 4)"
+    ),
+    resume: bool = options.RESUME,
+    progress: bool = options.PROGRESS,
+) -> None:
+    """Train a mask-conditioned diffusion model (RS-DiT) on single-temporal scenes.
+
+    No events are needed: the model learns P(image | mask); changes come in when it
+    synthesises from simulated post-event masks. Run defaults: 2 workers, a checkpoint every
+    5000 steps, the newest 3 kept."""
+    from changen.engine.config import RunConfig
+    from changen.synthesis.diffusion.train import train_diffusion
+    from changen.synthesis.diffusion.train_config import (
+        RUNTIME_FIELDS,
+        DiffusionTrainConfig,
+        default_run,
+        resume_config,
+    )
+
+    fields: dict[str, Any] = {
+        "data": data,
+        "format": format,
+        "taxonomy": taxonomy,
+        "holdout": holdout,
+        "unlabeled": unlabeled,
+        "family": family,
+        "preset": preset,
+        "labels": labels,
+        "latent": latent,
+        "size": size,
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "ema_decay": ema_decay,
+        "scale": None if scale is None else parse_range(scale, "--scale", float),
+        "flip": flip,
+        "rotate": rotate,
+        "transpose": transpose,
+        "cache_latents": cache_latents,
+        "seed": seed,
+        "sample_every": sample_every,
+        "sample_steps": sample_steps,
+        "fid_every": fid_every,
+        "fid_samples": fid_samples,
+        "preview": preview,
+    }
+    given = {k: v for k, v in fields.items() if v is not None}
+    run = options.run_settings(
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=num_nodes,
+        precision=precision,
+        workers=workers,
+        log_every=log_every,
+        save_every=save_every,
+        keep=keep,
+    )
+    if resume:
+        _refuse_fixed(given, run, RUNTIME_FIELDS)
+        config = resume_config(out, **given, **({"run": run} if run else {}))
+    else:
+        if data is None:
+            raise ConfigError("DATA is required (the single-temporal dataset to train on)")
+        defaults = default_run().to_dict() | {"workers": 2}
+        config = DiffusionTrainConfig(**given, run=RunConfig.from_dict(defaults | run))
+    with run_folder(out, resume=resume) as run_dir, rich_sink(progress, unit="steps") as sink:
+        result = train_diffusion(config, run_dir, resume=resume, progress=sink)
+    typer.echo(f"trained to step {result.step}; checkpoint {result.checkpoint}")
+
+
+from changen.cli.train_autoencoder import autoencoder  # noqa: E402
+
+app.command()(autoencoder)

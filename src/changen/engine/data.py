@@ -1,6 +1,8 @@
-"""The DataLoader every trainer uses, and how a worker's user error comes back.
+"""The DataLoader every trainer uses, its batch order, and how a worker's user error comes back.
 
-Batches come from a batch sampler (each family's decides the order, from seeds); the loader's
+Batches come from a batch sampler (:class:`StepBatchSampler` maps each training step to the
+``(epoch, reader index)`` keys of its batch, from seeds only, so the data of step ``k`` is a pure
+function of ``(seed, k)`` whatever the number of workers, devices or restarts); the loader's
 own ``generator`` keeps it from drawing worker seeds from the global torch RNG (a resumed run
 must see the same stream as an uninterrupted one), and workers start with ``forkserver``: a
 forked worker hangs in its first OpenCV call once the parent has used OpenCV's thread pool.
@@ -8,16 +10,21 @@ forked worker hangs in its first OpenCV call once the parent has used OpenCV's t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import cv2
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from changen.errors import ChangenError
+from changen.errors import ChangenError, ConfigError, DataError
 
 T = TypeVar("T")
+
+Key = tuple[int, int]
+"""``(epoch, reader index)`` of one training item."""
 
 
 def _init_worker(worker_id: int) -> None:
@@ -57,3 +64,65 @@ def next_batch(batches: Iterator[T]) -> T:
         if "Original Traceback" not in text:
             raise
         raise type(e)(text.splitlines()[-1].split(": ", 1)[-1]) from None
+
+
+def holdout_split(n: int, fraction: float) -> tuple[list[int], list[int]]:
+    """Training and held-out indices of ``n`` items: ``round(n * fraction)`` (at least one when
+    ``fraction > 0`` and ``n > 1``) evenly spaced items are held out, whatever the seed."""
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"--holdout {fraction} must be in [0, 1)")
+    k = round(n * fraction)
+    if fraction > 0 and k == 0 and n > 1:
+        k = 1
+    k = min(k, n - 1)
+    held = sorted({int(i * n / k) for i in range(k)}) if k > 0 else []
+    chosen = set(held)
+    return [i for i in range(n) if i not in chosen], held
+
+
+class StepBatchSampler(Sampler[list[Key]]):
+    """Infinite batches of keys; step ``s`` holds the global sample positions
+    ``s·B .. (s+1)·B - 1`` of an endless sequence of epochs, each a seeded permutation of
+    ``indices``. ``rank`` takes its ``B / world_size`` consecutive positions of each step."""
+
+    def __init__(
+        self,
+        indices: Sequence[int],
+        batch_size: int,
+        seed: int,
+        *,
+        start_step: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if not indices:
+            raise DataError("no training items left (all of them are held out); lower --holdout")
+        if batch_size < 1 or batch_size % world_size:
+            raise ConfigError(
+                f"--batch-size {batch_size} must be a positive multiple of the number of "
+                f"processes ({world_size})"
+            )
+        self.indices = np.asarray(indices, np.int64)
+        self.batch_size = batch_size
+        self.local = batch_size // world_size
+        self.seed = seed
+        self.start_step = start_step
+        self.rank = rank
+        self._order: tuple[int, np.ndarray] | None = None
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The reader indices of ``epoch`` in the order they are seen."""
+        if self._order is None or self._order[0] != epoch:
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch], spawn_key=(1,)))
+            self._order = (epoch, rng.permutation(self.indices))
+        return self._order[1]
+
+    def keys(self, step: int) -> list[Key]:
+        """This rank's ``(epoch, index)`` keys at ``step``."""
+        n = len(self.indices)
+        first = step * self.batch_size + self.rank * self.local
+        return [(p // n, int(self.order(p // n)[p % n])) for p in range(first, first + self.local)]
+
+    def __iter__(self) -> Iterator[list[Key]]:
+        for step in itertools.count(self.start_step):
+            yield self.keys(step)

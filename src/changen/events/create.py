@@ -6,10 +6,16 @@ among the positions where its whole footprint lands on free pixels: background p
 (``placement="free"``), pixels of ``within_classes`` (``"within"``), or the interior of one
 single-class region (``"homogeneous"``, ChangeAnywhere's appearance rule: "a smaller instance is
 moved to the interior of the more homogeneous region"; see :class:`_Interior`). The copy keeps
-its source's class id. Ignore pixels are never written; created objects do not overlap existing
-foreground or each other unless ``allow_overlap``. Objects whose bbox touches the mask border
-are clipped by the tile or crop edge, so they are not copied (their copies would show the cut,
-e.g. as triangles) unless ``clipped``.
+its source's class id. With ``move`` the source is removed where it was, its pixels filled with
+the class that surrounds it (:func:`changen.events.remove.erase_object`, as a remove event with
+``fill="surrounding"``): ChangeAnywhere's appearance moves an instance, it does not copy it. A
+move is logged as the copy's ``create`` record followed by the source's ``remove`` record (same
+``source_id``); a source is moved at most once per event, and objects an event already edited
+(covered by a copy, or grown by a fill) are not moved, so a moved shape is its source's exactly
+(with the identity transform). Ignore pixels are never written; created objects do not overlap
+existing foreground or each other unless ``allow_overlap``. Objects whose bbox touches the mask
+border are clipped by the tile or crop edge, so they are not copied (their copies would show the
+cut, e.g. as triangles) unless ``clipped``.
 
 Positions are drawn by rejection: a uniformly random free pixel is proposed as the position of
 the footprint's first pixel and the footprint is checked exactly inside its bbox, which accepts
@@ -31,6 +37,7 @@ import numpy as np
 
 from changen.data.atomic import atomic_path
 from changen.errors import ConfigError, DataError
+from changen.events.instances import InstanceLayer
 from changen.events.objects import (
     ObjectTable,
     State,
@@ -41,6 +48,7 @@ from changen.events.objects import (
     shape_moments,
 )
 from changen.events.records import NO_FIT, NO_ROOM, NO_SOURCE, EventRecord, EventTally
+from changen.events.remove import DEFAULT_RING, erase_object
 
 Rotation = Literal["none", "90", "any"]
 Placement = Literal["free", "within", "homogeneous"]
@@ -146,7 +154,8 @@ class CreateConfig:
     ``placement="within"``, objects of the within classes are never sources (a copy always
     lands on another class); with ``"homogeneous"``, ``within_classes`` (when given) restricts
     the host classes and a copy never lands on its own class. ``clipped`` lets objects whose
-    bbox touches the mask border be sources."""
+    bbox touches the mask border be sources. ``move`` removes each placed source where it was
+    (see the module; not with a shape bank)."""
 
     count: tuple[int, int] = (1, 5)
     rate: float | None = None
@@ -163,6 +172,7 @@ class CreateConfig:
     max_tries: int = 50
     shape_bank: ShapeBank | None = None
     clipped: bool = False
+    move: bool = False
 
     def __post_init__(self) -> None:
         check_count("create", self.count, self.rate)
@@ -183,11 +193,17 @@ class CreateConfig:
             )
         if self.margin < 0 or self.min_area < 0 or self.max_tries < 1:
             raise ConfigError("create margin and min_area must be >= 0 and max_tries >= 1")
+        if self.move and self.shape_bank is not None:
+            raise ConfigError(
+                "create move removes the source from the mask; a shape bank has no source "
+                "there, so drop move or the shape bank"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields; a shape bank is recorded by its size only (pass it back to
-        :meth:`from_dict`)."""
-        return {
+        :meth:`from_dict`); ``move`` only when set, so the JSON of copying processes is as it
+        was before moves existed."""
+        fields = {
             "count": list(self.count),
             "rate": self.rate,
             "classes": None if self.classes is None else list(self.classes),
@@ -204,6 +220,7 @@ class CreateConfig:
             "shape_bank": None if self.shape_bank is None else {"size": len(self.shape_bank)},
             "clipped": self.clipped,
         }
+        return {**fields, "move": True} if self.move else fields
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], shape_bank: ShapeBank | None = None) -> CreateConfig:
@@ -231,6 +248,7 @@ class CreateConfig:
             max_tries=int(d.get("max_tries", 50)),
             shape_bank=shape_bank,
             clipped=bool(d.get("clipped", False)),
+            move=bool(d.get("move", False)),
         )
 
 
@@ -444,6 +462,8 @@ class _Interior:
         self.deepest = float(self.pool_depth.max(initial=0.0))
         self.margin = config.margin
         self.exact = not config.allow_overlap
+        # a move lands on host pixels of the pre-event mask too, never where a source left
+        self.original_too = config.move and self.exact
 
     def place(
         self,
@@ -470,7 +490,10 @@ class _Interior:
             if not (0 <= py <= big_h - h and 0 <= px <= big_w - w):
                 continue
             host = self.original[cy, cx]
-            if bool((target[py : py + h, px : px + w][fp] == host).all()):
+            if bool((target[py : py + h, px : px + w][fp] == host).all()) and (
+                not self.original_too
+                or bool((self.original[py : py + h, px : px + w][fp] == host).all())
+            ):
                 return py, px
         return None
 
@@ -546,6 +569,40 @@ def _sources(
     return cand
 
 
+def _erase_source(
+    mask: np.ndarray,
+    layer: InstanceLayer,
+    rows: np.ndarray,
+    i: int,
+    background: int,
+    ignore: int,
+    step: int,
+) -> tuple[InstanceLayer, EventRecord]:
+    """Remove a moved source (table row ``i``) where it was, filled with its surrounding
+    class; the layer and the source's ``remove`` record."""
+    obj_id, cls, area = (int(v) for v in rows[i, [0, 1, 6]])
+    layer, fill, fill_id = erase_object(
+        mask,
+        layer,
+        rows,
+        i,
+        fill="surrounding",
+        ring=DEFAULT_RING,
+        background=background,
+        ignore=ignore,
+    )
+    record = EventRecord(
+        step=step,
+        event="remove",
+        source_id=obj_id,
+        new_id=fill_id,
+        class_before=cls,
+        class_after=fill,
+        area=area,
+    )
+    return layer, record
+
+
 def create_objects(
     state: State,
     config: CreateConfig,
@@ -576,7 +633,7 @@ def create_objects(
         if cand.size == 0:
             tally.note("create", reason=NO_ROOM)
             return state, []
-    picked = choose(cand.size, config.count, config.rate, rng, replace=True)
+    picked = choose(cand.size, config.count, config.rate, rng, replace=not config.move)
     if picked.size == 0:
         tally.note("create", reason=NO_SOURCE if cand.size == 0 else None)
         return state, []
@@ -584,14 +641,19 @@ def create_objects(
     room = _Room(mask, config, free)
     layer = state.layer
     next_id = state.next_id
+    rows = table.rows.copy() if config.move else table.rows
     new_rows: list[tuple[int, ...]] = []
     touched: set[int] = set()
+    gone: list[int] = []  # table rows of moved sources
     records: list[EventRecord] = []
     track_cover = config.allow_overlap or config.placement != "free"
     redraws = _REDRAWS if interior is not None else 0
     for p in picked:
+        pos = None
         for attempt in range(redraws + 1):
             c = int(cand[p] if attempt == 0 else cand[rng.integers(cand.size)])
+            if config.move and (c in gone or int(rows[c, 0]) in touched):
+                continue  # edited earlier in the event: its shape is no longer the source's
             if bank is None:
                 src_id, cls, y0, x0, y1, x1 = table.rows[c, :6].tolist()
                 src_fp = state.layer.footprint(src_id, (y0, x0, y1, x1))
@@ -649,13 +711,20 @@ def create_objects(
                 bank_index=bank_index,
             )
         )
+        if config.move:
+            layer, record = _erase_source(mask, layer, rows, c, background, ignore, step)
+            gone.append(c)
+            touched.update({record.new_id} - {0})
+            records.append(record)
+    placed = len(new_rows)
     short = None
-    if len(records) < picked.size:
+    if placed < picked.size:
         short = NO_ROOM if interior is None and room.none_free() else NO_FIT
-    tally.note("create", tried=int(picked.size), done=len(records), reason=short)
+    tally.note("create", tried=int(picked.size), done=placed, reason=short)
     if not records:
         return state, []
-    new_table = ObjectTable(np.concatenate([table.rows, np.array(new_rows, np.int64)]))
+    kept = np.delete(rows, gone, axis=0) if gone else rows
+    new_table = ObjectTable(np.concatenate([kept, np.array(new_rows, np.int64)]))
     if touched:
         new_table = new_table.refreshed(layer, sorted(touched))
     return State.from_layer(read_only(mask), layer, next_id, new_table), records

@@ -12,6 +12,10 @@ One policy for every entry point (``simulate``, ``generate``, the GAN trainer, t
   homogeneous host region (:data:`LAND_COVER_PLACEMENT`: ChangeAnywhere's rule, measured by a
   distance transform; see :mod:`changen.events.create`).
 
+``--events changeanywhere`` (:data:`CHANGEANYWHERE`) names ChangeAnywhere's own process
+instead (:func:`changeanywhere_process`): instances *moved* into homogeneous interiors, and
+instances filled with their surrounding class.
+
 :func:`unfired_warnings` turns a run's event counts (and, when given, the summed
 :class:`~changen.events.records.EventTally` of its chains) into one line per requested event
 that never fired, with the reason and the fix.
@@ -23,10 +27,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from changen.errors import ConfigError
-from changen.events.create import Placement
-from changen.events.process import ChangeProcess
+from changen.events.create import CreateConfig, Placement
+from changen.events.process import ChangeProcess, EventSpec
 from changen.events.records import NO_FIT, NO_ROOM, NO_SOURCE, EventTally
-from changen.events.remove import Fill, default_fill
+from changen.events.remove import Fill, RemoveConfig, default_fill
 from changen.events.transition import OPENEARTHMAP_KERNEL, TransitionKernel
 from changen.sample import Taxonomy
 from changen.taxonomies import object_classes
@@ -35,6 +39,8 @@ DEFAULT_COUNT = (1, 5)
 DEFAULT_SCALE = (0.5, 1.5)
 LAND_COVER_PLACEMENT: Placement = "homogeneous"
 """Where created objects land on land-cover masks by default."""
+CHANGEANYWHERE = "changeanywhere"
+"""The ``events`` name of ChangeAnywhere's process (:func:`changeanywhere_process`)."""
 
 
 def kernel_fits(kernel: TransitionKernel, taxonomy: Taxonomy) -> bool:
@@ -61,6 +67,42 @@ def default_placement(taxonomy: Taxonomy) -> Placement:
     return LAND_COVER_PLACEMENT if is_land_cover(taxonomy) else "free"
 
 
+def changeanywhere_process(
+    *, steps: int = 1, count: tuple[int, int] = DEFAULT_COUNT, within: tuple[int, ...] = ()
+) -> ChangeProcess:
+    """ChangeAnywhere's change events (its §2.3), both in every step. Appearance: ``count``
+    instances are *moved* — same shape and class, no scaling or rotation — into the interior
+    of a single-class region of another class (homogeneous placement; ``within`` restricts the
+    host classes), and the place each one leaves takes the class around it. Disappearance:
+    ``count`` instances take the class of their surrounding land cover. The change label is the
+    XOR of the two masks (:func:`~changen.events.labels.binary_change`)."""
+    appear = CreateConfig(count=count, placement="homogeneous", within_classes=within, move=True)
+    vanish = RemoveConfig(count=count, fill="surrounding")
+    events = (EventSpec("create", appear), EventSpec("remove", vanish))
+    return ChangeProcess(events, steps=steps)
+
+
+def _check_within(hosts: tuple[int, ...], taxonomy: Taxonomy, unlabeled: bool) -> None:
+    """``--within`` classes must be classes of the taxonomy (unlabeled masks have none)."""
+    unknown = sorted(set(hosts) - set(taxonomy.ids)) if not unlabeled else []
+    if unknown:
+        raise ConfigError(
+            f"--within {','.join(map(str, unknown))}: not classes of taxonomy "
+            f"{taxonomy.name!r} (ids {', '.join(map(str, taxonomy.ids))}); choose from those"
+        )
+
+
+def _refuse_fixed(flags: Mapping[str, object]) -> None:
+    """``--events changeanywhere`` fixes these choices: any of ``flags`` given is an error."""
+    given = ", ".join(name for name, value in flags.items() if value is not None)
+    if given:
+        raise ConfigError(
+            f"--events {CHANGEANYWHERE} fixes {given} (moved instances keep their shape, land "
+            f"in homogeneous interiors and leave the surrounding class); drop {given} or give "
+            f"--events as a list of events"
+        )
+
+
 def default_process(
     taxonomy: Taxonomy,
     *,
@@ -78,7 +120,15 @@ def default_process(
 ) -> ChangeProcess:
     """The process of the module's policy, with any of its choices overridden (``None``
     keeps the default). ``unlabeled``: class-agnostic masks (one "object" class on background),
-    which never re-class."""
+    which never re-class. ``events=CHANGEANYWHERE`` gives :func:`changeanywhere_process`, which
+    takes only ``steps``, ``count`` and ``within``."""
+    if events is not None and events.strip() == CHANGEANYWHERE:
+        fixed = {"--scale": scale, "--rotate": rotate, "--flip": flip, "--fill": fill}
+        _refuse_fixed({**fixed, "--kernel": kernel, "--placement": placement})
+        _check_within(within or (), taxonomy, unlabeled)
+        return changeanywhere_process(
+            steps=steps, count=count or DEFAULT_COUNT, within=within or ()
+        )
     transition = kernel or OPENEARTHMAP_KERNEL
     fits = not unlabeled and kernel_fits(transition, taxonomy)
     kinds = events or ("create,remove,reclass" if fits else "create,remove")
@@ -92,12 +142,7 @@ def default_process(
         raise ConfigError(f"--events reclass: {why}, or drop reclass from --events")
     where = placement or ("free" if unlabeled else default_placement(taxonomy))
     hosts = within if within is not None else ()
-    unknown = sorted(set(hosts) - set(taxonomy.ids)) if not unlabeled else []
-    if unknown:
-        raise ConfigError(
-            f"--within {','.join(map(str, unknown))}: not classes of taxonomy "
-            f"{taxonomy.name!r} (ids {', '.join(map(str, taxonomy.ids))}); choose from those"
-        )
+    _check_within(hosts, taxonomy, unlabeled)
     if where == "within" and not hosts:
         hosts = host_classes(taxonomy)
         if not hosts:

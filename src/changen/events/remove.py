@@ -29,6 +29,9 @@ from changen.events.records import EventRecord
 from changen.sample import Taxonomy
 
 Fill = Literal["background", "surrounding"]
+DEFAULT_RING = 5
+"""Width in pixels of the band that decides the surrounding class (:class:`RemoveConfig`,
+and the place a moved object leaves, :mod:`changen.events.create`)."""
 
 
 def default_fill(taxonomy: Taxonomy) -> Fill:
@@ -48,7 +51,7 @@ class RemoveConfig:
     rate: float | None = None
     classes: tuple[int, ...] | None = None
     fill: Fill = "background"
-    ring: int = 5
+    ring: int = DEFAULT_RING
     min_area: int = 64
 
     def __post_init__(self) -> None:
@@ -77,7 +80,7 @@ class RemoveConfig:
             rate=None if d.get("rate") is None else float(d["rate"]),
             classes=None if classes is None else tuple(int(c) for c in classes),
             fill=d.get("fill", "background"),
-            ring=int(d.get("ring", 5)),
+            ring=int(d.get("ring", DEFAULT_RING)),
             min_area=int(d.get("min_area", 64)),
         )
 
@@ -139,29 +142,18 @@ def remove_objects(
     records: list[EventRecord] = []
     for p in picked:
         i = int(cand[p])
-        obj_id, cls, y0, x0, y1, x1, area = rows[i].tolist()
-        fp = layer.footprint(obj_id, (y0, x0, y1, x1))
-        fill, fill_id = background, 0
-        if config.fill == "surrounding":
-            fill, win, band = surrounding_class(
-                mask,
-                (y0, x0, y1, x1),
-                fp,
-                ring=config.ring,
-                exclude=(ignore, cls),
-                background=background,
-            )
-            if fill != background:
-                fill_id = _majority_instance(mask, layer, win, band, fill)
-        mask[y0:y1, x0:x1][fp] = fill
-        layer = layer.edited(y0, x0, fp, fill_id)
+        obj_id, cls, area = (int(v) for v in rows[i, [0, 1, 6]])
+        layer, fill, fill_id = erase_object(
+            mask,
+            layer,
+            rows,
+            i,
+            fill=config.fill,
+            ring=config.ring,
+            background=background,
+            ignore=ignore,
+        )
         removed.append(i)
-        if fill_id:
-            j = int(np.searchsorted(rows[:, 0], fill_id))
-            if j < len(rows) and rows[j, 0] == fill_id:
-                rows[j, 2:4] = np.minimum(rows[j, 2:4], (y0, x0))
-                rows[j, 4:6] = np.maximum(rows[j, 4:6], (y1, x1))
-                rows[j, 6] += area
         records.append(
             EventRecord(
                 step=step,
@@ -177,6 +169,41 @@ def remove_objects(
     gone[removed] = True
     table = ObjectTable(rows[~gone])
     return State.from_layer(read_only(mask), layer, state.next_id, table), records
+
+
+def erase_object(
+    mask: np.ndarray,
+    layer: InstanceLayer,
+    rows: np.ndarray,
+    i: int,
+    *,
+    fill: Fill,
+    ring: int,
+    background: int,
+    ignore: int,
+) -> tuple[InstanceLayer, int, int]:
+    """Erase the object of table row ``i``: its pixels become the ``fill`` class (see the
+    module) in the working ``mask`` (edited in place) and, in the returned layer, the id of
+    the instance they join, whose row in ``rows`` (edited in place) grows by them. Returns the
+    layer, the class filled in and that instance id (0: none). The caller drops row ``i``."""
+    obj_id, cls, y0, x0, y1, x1, area = rows[i].tolist()
+    fp = layer.footprint(obj_id, (y0, x0, y1, x1))
+    cls_fill, fill_id = background, 0
+    if fill == "surrounding":
+        cls_fill, win, band = surrounding_class(
+            mask, (y0, x0, y1, x1), fp, ring=ring, exclude=(ignore, cls), background=background
+        )
+        if cls_fill != background:
+            fill_id = _majority_instance(mask, layer, win, band, cls_fill)
+    mask[y0:y1, x0:x1][fp] = cls_fill
+    layer = layer.edited(y0, x0, fp, fill_id)
+    if fill_id:
+        j = int(np.searchsorted(rows[:, 0], fill_id))
+        if j < len(rows) and rows[j, 0] == fill_id:
+            rows[j, 2:4] = np.minimum(rows[j, 2:4], (y0, x0))
+            rows[j, 4:6] = np.maximum(rows[j, 4:6], (y1, x1))
+            rows[j, 6] += area
+    return layer, cls_fill, fill_id
 
 
 def _majority_instance(

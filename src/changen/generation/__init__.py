@@ -27,6 +27,7 @@ from changen.data.writers import WRITERS
 from changen.engine.progress import SILENT, ProgressSink
 from changen.errors import ConfigError, DataError, FormatError
 from changen.events import ChangeProcess
+from changen.events.unlabeled import OBJECT_TAXONOMY
 from changen.generation.card import write_card
 from changen.generation.executors import EXECUTORS, RunStats, run_local, run_ray
 from changen.generation.pipeline import (
@@ -37,8 +38,9 @@ from changen.generation.pipeline import (
     config_hash,
     scene_image,
 )
-from changen.generation.plan import Plan, SampleSpec, scan_sizes
+from changen.generation.plan import Plan, SampleSpec, SplitSpec, scan_sizes
 from changen.generation.shards import SHARD_DIR, DatasetOutput, read_rows
+from changen.generation.simulate import UNLABELED_MODES, UnlabeledMode
 from changen.sample import Taxonomy
 from changen.seeding import sample_rngs
 from changen.synthesis import load_synthesizer
@@ -58,7 +60,13 @@ class GenerationConfig:
     :mod:`.pipeline`); ``shard_size`` samples are committed at a time; ``nuisance`` (off when
     ``None``) sees post-event images through another acquisition, its style donors the colour
     statistics of ``donors`` source items spread over the source; a share ``negatives`` of
-    samples are hard negatives (see :mod:`.pipeline`).
+    samples are hard negatives (see :mod:`.pipeline`). ``splits`` puts each source item in
+    an output split (see :mod:`.plan`); ``source_split`` reads one split of the source.
+    ``unlabeled`` (a mode of :data:`~changen.generation.simulate.UNLABELED_MODES` other than
+    ``"none"``) runs the events on class-agnostic objects of each crop (its instance map, or
+    regions proposed from the image) instead of its mask, as Changen2 does for unlabeled
+    images: the dataset's taxonomy is then :data:`~changen.events.unlabeled.OBJECT_TAXONOMY`
+    and its change labels binary.
     """
 
     source: str | tuple[SourceEntry, ...]
@@ -80,11 +88,16 @@ class GenerationConfig:
     gsd: float | None = None
     source_gsd: float | None = None
     binary_threshold: int | None = None
+    splits: SplitSpec | None = None
+    source_split: str | None = None
+    unlabeled: UnlabeledMode = "none"
 
     def entries(self) -> tuple[SourceEntry, ...]:
         """The source datasets, with absolute paths."""
         if isinstance(self.source, str):
-            entry = SourceEntry(self.source, self.format, self.source_gsd, self.binary_threshold)
+            entry = SourceEntry(
+                self.source, self.format, self.source_gsd, self.binary_threshold, self.source_split
+            )
             return (replace(entry, path=str(Path(self.source).resolve())),)
         return tuple(replace(e, path=str(Path(e.path).resolve())) for e in self.source)
 
@@ -102,6 +115,10 @@ class GenerationConfig:
             raise ConfigError(f"--gsd {self.gsd}: give a positive number of metres per pixel")
         if self.donors < 1:
             raise ConfigError(f"--donors {self.donors}: use at least one donor scene")
+        if self.unlabeled not in UNLABELED_MODES:
+            raise ConfigError(
+                f"--unlabeled {self.unlabeled!r}: choose one of {', '.join(UNLABELED_MODES)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -176,9 +193,12 @@ def _generate(
         config.gsd,
     )
     reader = source.open()
-    taxonomy = reader.taxonomy
+    taxonomy = reader.taxonomy if config.unlabeled == "none" else OBJECT_TAXONOMY
     spec = _spec_string(config.synthesizer)
     synthesizer = load_synthesizer(spec, **config.synthesizer_options)
+    check_mode = getattr(synthesizer, "check_unlabeled", None)
+    if check_mode is not None:
+        check_mode(config.unlabeled)
     check = getattr(synthesizer, "check_taxonomy", None)
     if check is not None:
         check(taxonomy)
@@ -187,7 +207,14 @@ def _generate(
     if config.crop is not None:
         advance = progress.task("reading item sizes", n_items)
         sizes = scan_sizes(reader, n_items, advance)
-    plan = Plan(reader.names[:n_items], per_image=config.per_image, crop=config.crop, sizes=sizes)
+    plan = Plan(
+        reader.names[:n_items],
+        per_image=config.per_image,
+        crop=config.crop,
+        sizes=sizes,
+        splits=config.splits,
+        seed=config.seed,
+    )
     nuisance = _nuisance(config, reader, n_items, taxonomy, progress)
     synth_info = {"name": synthesizer.name, "config_hash": config_hash(synthesizer.config())}
     saved = {
@@ -206,6 +233,8 @@ def _generate(
         "synthesizer": {"spec": spec, **synth_info, "config": synthesizer.config()},
         "plan": plan.to_dict(),
     }
+    if config.unlabeled != "none":
+        saved["unlabeled"] = config.unlabeled
     job = Job(
         source=source,
         plan=plan,
@@ -217,6 +246,7 @@ def _generate(
         synthesizer_options=dict(config.synthesizer_options),
         negatives=config.negatives,
         nuisance=nuisance,
+        unlabeled=config.unlabeled,
     )
     output = _open_output(out, config, run, taxonomy, len(plan), saved, synth_info)
     advance = progress.task("generating", len(output.todo()))
@@ -258,11 +288,11 @@ def _generate(
 
 def _source_record(source: SourceSpec, reader: Reader[Any], n_items: int) -> dict[str, Any]:
     """Provenance of the source: its path (the common folder when pooled), format, items, the
-    GSD resampled to, and each pooled dataset."""
+    GSD resampled to, and each dataset (when pooled, resampled or read for one split)."""
     record: dict[str, Any] = {"path": str(reader.root), "format": reader.format, "items": n_items}
     if source.gsd is not None:
         record["gsd"] = source.gsd
-    if len(source.entries) > 1 or source.gsd is not None:
+    if len(source.entries) > 1 or source.gsd is not None or any(e.split for e in source.entries):
         record["datasets"] = [asdict(e) for e in source.entries]
     return record
 
@@ -336,6 +366,7 @@ __all__ = [
     "RunOptions",
     "RunStats",
     "SampleSpec",
+    "SplitSpec",
     "generate_dataset",
     "sample_rngs",
 ]

@@ -48,6 +48,7 @@ from changen.errors import DataError
 from changen.events import ChangeChain, ChangeProcess, simulate, unchanged
 from changen.events.labels import binary_change
 from changen.generation.plan import Plan, SampleSpec
+from changen.generation.simulate import UnlabeledMode, proposal_min_area, unlabeled_layers
 from changen.sample import ChangeSample, ChangeSeries, GeoRef, Taxonomy
 from changen.seeding import acquisition_rngs, sample_rngs
 from changen.synthesis.base import Synthesizer
@@ -93,6 +94,7 @@ class Job:
     synthesizer_options: dict[str, Any] = field(default_factory=dict)
     negatives: float = 0.0
     nuisance: Nuisance | None = None
+    unlabeled: UnlabeledMode = "none"
 
 
 @dataclass
@@ -146,7 +148,8 @@ class Preparer:
         spec = job.plan[index]
         start = time.perf_counter()
         item = self._item(spec.item)
-        image, mask, instances, georef, source = _layers(item, spec)
+        min_area = proposal_min_area(job.process)
+        image, mask, instances, georef, source = _layers(item, spec, job.unlabeled, min_area)
         read_s = time.perf_counter() - start
         events_rng, _ = sample_rngs(job.seed, index)
         negative_rng, _ = acquisition_rngs(job.seed, index)
@@ -189,28 +192,34 @@ def scene_image(item: Any) -> np.ndarray:
 
 
 def _layers(
-    item: Any, spec: SampleSpec
+    item: Any, spec: SampleSpec, unlabeled: UnlabeledMode = "none", min_area: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, GeoRef | None, str]:
     """Image (RGB uint8), mask, instances, georef and source path of a scene (or of the t1
-    side of a change sample), cut to the spec's window."""
+    side of a change sample), cut to the spec's window; in an ``unlabeled`` mode the mask and
+    instances are the crop's class-agnostic ones
+    (:func:`changen.generation.simulate.unlabeled_layers`, regions below ``min_area`` dropped)."""
     if isinstance(item, ChangeSample):
         mask, instances = item.t1_mask, None
     else:
         mask, instances = item.mask, item.instances
     where = item.source or item.name
-    if mask is None:
+    if mask is None and unlabeled == "none":
         raise DataError(
             f"{where}: has no semantic mask to simulate events on; generate from a labelled "
-            f"dataset (scenes with masks, or change data with t1 masks)"
+            f"dataset (scenes with masks, or change data with t1 masks), or pass --unlabeled "
+            f"slic to propose class-agnostic objects"
         )
     image = scene_image(item)
     georef = item.georef
     if spec.window is not None:
         r, c, h, w = spec.window
         image = image[r : r + h, c : c + w]
-        mask = mask[r : r + h, c : c + w]
+        mask = None if mask is None else mask[r : r + h, c : c + w]
         instances = None if instances is None else instances[r : r + h, c : c + w]
         georef = tile_georef(georef, Window(c, r, w, h))
+    if unlabeled != "none":
+        mask, instances = unlabeled_layers(image, instances, unlabeled, min_area, where)
+    assert mask is not None
     return (
         np.ascontiguousarray(image),
         np.ascontiguousarray(mask),

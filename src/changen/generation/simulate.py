@@ -53,6 +53,7 @@ from changen.viz import save_png
 from changen.viz.events import chain_preview
 
 UnlabeledMode = Literal["none", "instances", "slic", "felzenszwalb"]
+ProposalMode = Literal["instances", "slic", "felzenszwalb"]
 UNLABELED_MODES: tuple[str, ...] = ("none", "instances", "slic", "felzenszwalb")
 PROPOSAL_MAX_FRACTION = 16
 """Proposed regions larger than 1/16 of the image (fields, water) stay background: free space."""
@@ -82,19 +83,30 @@ def scene_layers(
                 f"instance map) or --unlabeled slic (to segment the image)"
             )
         return scene.mask, scene.instances, taxonomy
+    mask, instances = unlabeled_layers(scene.image, scene.instances, mode, min_area, where)
+    return mask, instances, OBJECT_TAXONOMY
+
+
+def unlabeled_layers(
+    image: np.ndarray, instances: np.ndarray | None, mode: ProposalMode, min_area: int, where: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The class-agnostic mask and instance map (:data:`OBJECT_TAXONOMY`) of an image by a
+    proposal ``mode`` other than ``none``: ``instances`` prepares the given instance map,
+    ``slic``/``felzenszwalb`` propose regions from the image (those over 1/16 of it stay
+    background)."""
     if mode == "instances":
-        if scene.instances is None:
+        if instances is None:
             raise DataError(
                 f"{where}: has no instance map; pass --unlabeled slic (or "
                 f"felzenszwalb) to segment the image into regions"
             )
-        instances = prepare_instances(scene.instances, min_area=min_area)
+        prepared = prepare_instances(instances, min_area=min_area)
     else:
-        h, w = scene.shape
-        instances = propose_instances(
-            scene.image, mode, min_area=min_area, max_area=h * w // PROPOSAL_MAX_FRACTION
+        h, w = image.shape[:2]
+        prepared = propose_instances(
+            image, mode, min_area=min_area, max_area=h * w // PROPOSAL_MAX_FRACTION
         )
-    return agnostic_mask(instances), instances, OBJECT_TAXONOMY
+    return agnostic_mask(prepared), prepared
 
 
 def simulate_scene(

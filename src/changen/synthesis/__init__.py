@@ -30,9 +30,13 @@ SYNTHESIZERS: dict[str, str] = {
 }
 KINDS: dict[str, str] = {
     "changen_gan": "changen.synthesis.gan.synthesizer:GanSynthesizer",
+    "changen_diffusion": "changen.synthesis.diffusion.synthesizer:DiffusionSynthesizer",
 }
 RUN_OPTIONS = ("device",)
 """Options about where a synthesizer runs: passed on only to synthesizers that take them."""
+SAMPLING_OPTIONS = {"steps": "--sampling-steps", "sampler": "--sampler", "switch": "--switch"}
+"""Options of synthesizers that sample in steps (diffusion), with the flag that sets each: a
+synthesizer without them refuses them, naming the flag."""
 
 
 def _resolve(target: str) -> Any:
@@ -40,9 +44,16 @@ def _resolve(target: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def _accepted(fn: Any, options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` without the :data:`RUN_OPTIONS` that ``fn`` has no parameter for."""
+def _accepted(fn: Any, options: dict[str, Any], what: str) -> dict[str, Any]:
+    """``options`` without the :data:`RUN_OPTIONS` that ``fn`` has no parameter for; a
+    :data:`SAMPLING_OPTIONS` one it has none for is a :class:`ConfigError` about ``what``."""
     params = inspect.signature(fn).parameters
+    for key in options:
+        if key in SAMPLING_OPTIONS and key not in params:
+            raise ConfigError(
+                f"{SAMPLING_OPTIONS[key]} applies to synthesizers that sample in steps "
+                f"(diffusion checkpoints); {what} takes none, so drop it"
+            )
     return {k: v for k, v in options.items() if k not in RUN_OPTIONS or k in params}
 
 
@@ -59,7 +70,7 @@ def load_synthesizer(spec: str | Path, **options: Any) -> Synthesizer:
             )
         loader = _resolve(KINDS[kind]).from_checkpoint
         try:
-            return loader(folder, **_accepted(loader, options))
+            return loader(folder, **_accepted(loader, options, f"{folder} ({kind})"))
         except TypeError as e:
             raise ConfigError(f"{folder}: {e}; see help({loader.__qualname__})") from None
     if str(spec) not in SYNTHESIZERS:
@@ -69,9 +80,16 @@ def load_synthesizer(spec: str | Path, **options: Any) -> Synthesizer:
         )
     cls = _resolve(SYNTHESIZERS[str(spec)])
     try:
-        return cls(**_accepted(cls, options))
+        return cls(**_accepted(cls, options, f"synthesizer {str(spec)!r}"))
     except TypeError as e:
         raise ConfigError(f"synthesizer {str(spec)!r}: {e}; see help({cls.__name__})") from None
 
 
-__all__ = ["KINDS", "SYNTHESIZERS", "SynthesisBatch", "Synthesizer", "load_synthesizer"]
+__all__ = [
+    "KINDS",
+    "SAMPLING_OPTIONS",
+    "SYNTHESIZERS",
+    "SynthesisBatch",
+    "Synthesizer",
+    "load_synthesizer",
+]

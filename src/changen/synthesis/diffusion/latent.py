@@ -11,8 +11,11 @@ Stable Diffusion and DiT use it). Two kinds:
   are its pre-quantisation features; decoding quantises them, as the VQGAN of latent
   diffusion does.
 
-:func:`open_latent_space` takes ``"pixel"`` or such a folder; :meth:`LatentSpace.describe`
-is what checkpoints and dataset provenance record.
+:func:`open_latent_space` takes ``"pixel"``, such a folder, or an autoencoder checkpoint
+``changen train autoencoder`` wrote (a ``step-N``/``last`` folder, or its run folder for the
+newest checkpoint): their diffusers model is the checkpoint's ``autoencoder/`` subfolder
+(:mod:`changen.synthesis.diffusion.autoencoder`). :meth:`LatentSpace.describe` is what
+checkpoints and dataset provenance record.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from changen.errors import ConfigError
+from changen.errors import ConfigError, DataError
 
 
 class LatentSpace(Protocol):
@@ -88,7 +91,9 @@ class DiffusersAutoencoder:
         self.kind = name
         cls = getattr(diffusers, name)
         try:
-            self.model = cls.from_pretrained(self.folder, local_files_only=True)
+            self.model = cls.from_pretrained(
+                self.folder, local_files_only=True, low_cpu_mem_usage=False
+            )
         except (OSError, ValueError, RuntimeError) as e:
             raise ConfigError(
                 f"{self.folder}: cannot load the {name} ({type(e).__name__}); check its files"
@@ -122,13 +127,54 @@ class DiffusersAutoencoder:
         return self
 
 
+def diffusers_folder(spec: str | os.PathLike[str]) -> Path:
+    """The diffusers folder ``spec`` stands for: itself, or the ``autoencoder/`` subfolder of
+    the changen autoencoder checkpoint it is (or whose run folder it is)."""
+    from changen.engine.checkpoint import checkpoint_kind
+    from changen.engine.run import resolve_checkpoint
+    from changen.synthesis.diffusion.autoencoder import DIFFUSERS_FOLDER, KIND
+
+    folder = Path(spec)
+    if not (folder / "checkpoints").is_dir() and not _names_a_kind(folder / "config.json"):
+        return folder
+    try:
+        checkpoint = resolve_checkpoint(folder)
+    except DataError:
+        raise ConfigError(
+            f"{folder}: holds no checkpoint yet; give a run of `changen train autoencoder` "
+            f"that saved one, a diffusers autoencoder folder, or 'pixel'"
+        ) from None
+    kind = checkpoint_kind(checkpoint)
+    if kind != KIND:
+        raise ConfigError(
+            f"{checkpoint}: a {kind} checkpoint, not a latent autoencoder; give one that "
+            f"`changen train autoencoder` wrote, a diffusers autoencoder folder, or 'pixel'"
+        )
+    inner = checkpoint / DIFFUSERS_FOLDER
+    if not (inner / "config.json").is_file():
+        raise ConfigError(
+            f"{checkpoint}: autoencoder checkpoint without its {DIFFUSERS_FOLDER}/ folder (a "
+            f"save cut short); use another checkpoints/step-<N>, or resume the run"
+        )
+    return inner
+
+
+def _names_a_kind(config: Path) -> bool:
+    """Whether ``config`` is a changen checkpoint config (it names a ``kind``)."""
+    try:
+        return "kind" in json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def open_latent_space(spec: str, device: torch.device | str = "cpu") -> LatentSpace:
-    """``"pixel"`` or a local diffusers autoencoder folder."""
+    """``"pixel"``, a local diffusers autoencoder folder, or a changen autoencoder checkpoint
+    or run folder (see the module docstring)."""
     if spec == "pixel":
         return PixelSpace()
     if not Path(spec).is_dir():
         raise ConfigError(
-            f"latent space {spec!r}: give 'pixel' or the folder of a diffusers AutoencoderKL / "
-            f"VQModel (save_pretrained)"
+            f"latent space {spec!r}: give 'pixel', the folder of a diffusers AutoencoderKL / "
+            f"VQModel (save_pretrained) or a `changen train autoencoder` run"
         )
-    return DiffusersAutoencoder(spec, device)
+    return DiffusersAutoencoder(diffusers_folder(spec), device)

@@ -32,6 +32,7 @@ from changen.synthesis.diffusion.schedule import ScheduleConfig
 KIND = "changen_diffusion"
 FAMILIES: dict[str, str] = {
     "rsdit": "changen.synthesis.diffusion.rsdit:build_rsdit",
+    "ldm": "changen.synthesis.diffusion.unet:build_unet",
 }
 """Family name → ``"module:function"``; ``function(network: dict) -> nn.Module``."""
 

@@ -26,7 +26,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,51 +41,22 @@ from changen.synthesis.base import SynthesisBatch, check_rngs, torch_seed
 from changen.synthesis.classes import class_lut, model_class_ids, to_model_ids
 from changen.synthesis.gan.config import GanConfig
 from changen.synthesis.gan.generator import STRIDE, ChangenGenerator, sample_noise
+from changen.synthesis.inference import (
+    PRECISIONS,
+    forward_chunks,
+    pad_to,
+    taxonomy_key,
+    weights_digest,
+)
 
 KIND = "changen_gan"
-PRECISIONS = ("fp32", "bf16")
-ONE_THREAD_MAX_PASS = 15
 CONTEXT = 2 * STRIDE
-
-
-def taxonomy_key(taxonomy: Taxonomy) -> tuple[Any, ...]:
-    """What must agree between a generator and its data: ids, names, background, ignore."""
-    classes = tuple(sorted((c.id, c.name) for c in taxonomy.classes))
-    return classes, taxonomy.background, taxonomy.ignore
-
-
-def weights_digest(module: torch.nn.Module) -> str:
-    """SHA-256 of a module's state (names, dtypes, shapes and bytes, in key order)."""
-    digest = hashlib.sha256()
-    for key, value in sorted(module.state_dict().items()):
-        tensor = value.detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{key}:{value.dtype}:{tuple(value.shape)};".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def pad_amounts(size: int, context: int = 0) -> tuple[int, int]:
     """(before, after) padding: ``context`` pixels on each side, then up to the next multiple
     of the stride, split evenly."""
-    total = 2 * context + (-(size + 2 * context) % STRIDE)
-    return total // 2, total - total // 2
-
-
-def forward_chunks(n: int, invariant: bool = True) -> list[tuple[list[int], int]]:
-    """How to split a batch of ``n`` into forward passes: (row indices, rows to keep) pairs.
-
-    On the CPU, PyTorch picks each conv's kernel from the batch size (ATen's ``use_mkldnn``):
-    oneDNN for two images or more, its native kernel for a single small image and, when
-    single-threaded, the native kernel for 1×1 convs below 16 images. The kernels round
-    differently, so a sample's output would depend on its batch. Here every CPU pass holds
-    2..15 images when single-threaded and at least 2 otherwise (a lone image runs twice), so
-    the kernels are the same whatever the batch. ``invariant=False`` runs the batch as it is.
-    """
-    if not invariant:
-        return [(list(range(n)), n)]
-    limit = ONE_THREAD_MAX_PASS if torch.get_num_threads() == 1 else n
-    chunks = [list(range(s, min(n, s + limit))) for s in range(0, n, limit)]
-    return [(c * 2, 1) if len(c) == 1 else (c, len(c)) for c in chunks]
+    return pad_to(size, STRIDE, context)
 
 
 class GanSynthesizer:

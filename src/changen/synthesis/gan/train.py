@@ -61,7 +61,7 @@ from changen.data.output import check_output_dir
 from changen.data.readers import open_dataset
 from changen.engine.checkpoint import load_config, load_state, load_weights, unwrap
 from changen.engine.config import make_fabric
-from changen.engine.data import make_loader, next_batch
+from changen.engine.data import StepBatchSampler, holdout_split, make_loader, next_batch
 from changen.engine.loop import Periodic, TrainTask, Window, mean_over_processes, run_loop
 from changen.engine.metrics import MetricsLog
 from changen.engine.progress import SILENT, ProgressSink
@@ -84,8 +84,6 @@ from changen.synthesis.gan.train_data import (
     REMOVED,
     GanExample,
     GanTrainData,
-    StepBatchSampler,
-    holdout_split,
 )
 from changen.viz.grid import make_grid, overlay_events, save_png
 
@@ -152,7 +150,9 @@ class GanTrainer(TrainTask):
         self.config = config
         self.fabric = fabric
         self.run = run
-        reader = open_dataset(config.data, format=config.format, taxonomy=config.taxonomy)
+        reader = open_dataset(
+            config.data, format=config.format, taxonomy=config.taxonomy, split=config.split
+        )
         self.taxonomy = reader.taxonomy
         if config.events is None:
             process = default_process(self.taxonomy)

@@ -38,7 +38,8 @@ class GanTrainConfig:
     """Everything that defines a GAN training run.
 
     Data: ``data`` (any single-temporal dataset), ``format``/``taxonomy`` (detected / the
-    reader's when None), ``holdout`` (fraction never trained on; previews and FID use it).
+    reader's when None), ``split`` (one split of the dataset; all when None), ``holdout``
+    (fraction never trained on; previews and FID use it).
     Model: ``preset`` (see :data:`changen.synthesis.gan.PRESETS`), ``width`` (multiplies every
     channel count), or ``gan`` (a full ``GanConfig`` dict, overriding both);
     ``encoder_weights`` (a local ResNet-18 file). Class counts come from the data.
@@ -55,6 +56,7 @@ class GanTrainConfig:
     data: str
     format: str | None = None
     taxonomy: str | None = None
+    split: str | None = None
     holdout: float = 0.1
     preset: str = "changen"
     width: float = 1.0
