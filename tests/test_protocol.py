@@ -158,6 +158,14 @@ def test_imagenet_arm_starts_from_the_backbone_file(tmp_path: Path) -> None:
         (TINY + "baselines: [imagenet]\n", "imagenet baseline needs backbone_weights"),
         (TINY.replace("[0.5, 1.0]", "[0.5, 2.0]"), "fraction 2.0 must lie in"),
         ("sources: [\n", "not valid YAML/JSON"),
+        (
+            TINY.replace("{steps: 2, batch_size: 2, crop: 32}", "{steps: 2, recipe: adam}"),
+            "unknown recipe 'adam'",
+        ),
+        (
+            TINY.replace('{events: "create,remove",', "{events: changeanywhere, scale: [1, 2],"),
+            "unexpected keyword argument 'scale'",
+        ),
         (TINY.replace("change: sample-world", "change: {test_fraction: 0.5}"), "needs path"),
     ],
 )

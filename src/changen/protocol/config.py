@@ -30,7 +30,10 @@ from typing import Any
 
 import yaml
 
+from changen.detectors.train import RECIPES
 from changen.errors import ConfigError
+from changen.events import ChangeProcess
+from changen.events.policy import changeanywhere_process
 from changen.synthesis import SYNTHESIZERS
 
 WORLD = "sample-world"
@@ -66,13 +69,16 @@ class Detector:
 @dataclass(frozen=True)
 class Training:
     """Detector training settings shared by the arms of one phase: ``steps``, or ``epochs``
-    over the phase's data when given (the papers' unit)."""
+    over the phase's data when given (the papers' unit); ``recipe`` (a name of
+    :data:`changen.detectors.train.RECIPES`) fills the optimizer, weight decay, loss and —
+    when ``lr`` is not given — the learning rate; without one, SGD with lr 0.03."""
 
     steps: int = 300
     epochs: int | None = None
     batch_size: int = 8
     crop: int = 128
-    lr: float = 0.03
+    lr: float | None = None
+    recipe: str | None = None
     fractions: tuple[float, ...] = (1.0,)
 
 
@@ -126,9 +132,24 @@ class ProtocolConfig:
     world: World = field(default_factory=World)
     seeds: tuple[int, ...] = (0,)
     threads: int = 2
+    accelerator: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def change_process(events: dict[str, Any]) -> ChangeProcess:
+    """The config's ``events`` mapping as a process: ``ChangeProcess.from_flags`` keywords,
+    or ``{events: changeanywhere, count, steps, within}`` for ChangeAnywhere's events."""
+    flags: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in events.items()}
+    named = flags.get("events") == "changeanywhere"
+    build = changeanywhere_process if named else ChangeProcess.from_flags
+    if named:
+        flags.pop("events")
+    try:
+        return build(**flags)
+    except TypeError as e:
+        raise ConfigError(f"events: {e}; see help({build.__qualname__})") from None
 
 
 def _build(cls: Any, data: Any, where: str) -> Any:
@@ -215,6 +236,15 @@ def parse_config(data: dict[str, Any], base: Path, where: str) -> ProtocolConfig
             f"{where}: the imagenet baseline needs backbone_weights on every detector "
             f"(see docs/transfer.md for how to save them)"
         )
+    for phase in (config.pretrain, config.finetune):
+        if phase.recipe is not None and phase.recipe not in RECIPES:
+            raise ConfigError(
+                f"{where}: unknown recipe {phase.recipe!r}; choose one of {', '.join(RECIPES)}"
+            )
+    try:
+        change_process(config.events)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
     if not config.seeds:
         raise ConfigError(f"{where}: give at least one seed")
     for fraction in config.finetune.fractions:

@@ -41,14 +41,20 @@ from changen.detectors import load_detector
 from changen.detectors.augment import PairAugmentConfig
 from changen.detectors.data import ChangePairDataset, SegSpec, subset_indices
 from changen.detectors.evaluate import SCORE_NAMES, evaluate_detector
-from changen.detectors.train import DetectorTrainConfig, train_detector
+from changen.detectors.train import DetectorTrainConfig, recipe_settings, train_detector
 from changen.engine.config import RunConfig
 from changen.engine.progress import SILENT, ProgressSink
 from changen.engine.run import step_checkpoints
 from changen.errors import ConfigError
-from changen.events import ChangeProcess
 from changen.generation import GenerationConfig, RunOptions, generate_dataset
-from changen.protocol.config import WORLD, ChangeSet, Detector, ProtocolConfig, Training
+from changen.protocol.config import (
+    WORLD,
+    ChangeSet,
+    Detector,
+    ProtocolConfig,
+    Training,
+    change_process,
+)
 from changen.protocol.report import write_report
 from changen.synthesis.nuisance import nuisance_config
 
@@ -167,14 +173,16 @@ class Protocol:
         generation = GenerationConfig(
             source=sources,
             synthesizer=synth,
-            process=ChangeProcess.from_flags(**_flags(self.config.events)),
+            process=change_process(self.config.events),
             per_image=g.per_image,
             seed=seed,
             crop=g.crop,
             limit=g.limit,
             nuisance=None if g.nuisance in (None, "off") else nuisance_config(g.nuisance),
             negatives=g.negatives,
-            synthesizer_options={"device": "cpu"},
+            synthesizer_options={
+                "device": None if self.config.accelerator == "auto" else self.config.accelerator
+            },
         )
         out = self.out / "data" / "synthetic" / f"{arm_name(synth)}-seed{seed}"
         if not (out / "manifest.json").is_file():
@@ -200,18 +208,29 @@ class Protocol:
         return Path(self._unit(key, "pretrain", work)["checkpoint"])
 
     def _config(self, det: Detector, train: Training, seed: int, **kw: Any) -> DetectorTrainConfig:
+        """The detector config of a phase: the phase's settings, the rest from its recipe."""
         save = max(1, train.steps // 4)
+        given = {"batch_size": train.batch_size, "crop": train.crop, "lr": train.lr}
+        given |= {"epochs": train.epochs, "optimizer": None, "weight_decay": None, "dice": None}
+        settings = recipe_settings(train.recipe, given)
+        run = RunConfig(
+            accelerator=self.config.accelerator,
+            save_every=save,
+            keep=1,
+            log_every=max(1, save // 5),
+        )
         return DetectorTrainConfig(
             model=det.model,
             backbone=det.backbone,
-            epochs=train.epochs,
+            epochs=settings.pop("epochs"),
             steps=None if train.epochs else train.steps,
-            batch_size=train.batch_size,
-            aug=PairAugmentConfig(crop=train.crop),
-            lr=train.lr,
+            aug=PairAugmentConfig(crop=settings.pop("crop")),
+            optimizer=settings.pop("optimizer") or "sgd",
+            recipe=train.recipe,
             seed=seed,
             semantic=False,
-            run=RunConfig(accelerator="cpu", save_every=save, keep=1, log_every=max(1, save // 5)),
+            run=run,
+            **settings,
             **kw,
         )
 
@@ -293,16 +312,6 @@ def _fixed(config: dict[str, Any], key: str) -> Any:
     if isinstance(value, dict):
         return {k: v for k, v in value.items() if f"{key}.{k}" not in GROWABLE}
     return value
-
-
-def _flags(events: dict[str, Any]) -> dict[str, Any]:
-    """``ChangeProcess.from_flags`` keywords from the config's ``events`` mapping."""
-    flags: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in events.items()}
-    try:
-        ChangeProcess.from_flags(**flags)
-    except TypeError as e:
-        raise ConfigError(f"events: {e}; see help(ChangeProcess.from_flags)") from None
-    return flags
 
 
 def _world(path: Path, n: int, seed: int, size: int, pairs: bool) -> Path:
