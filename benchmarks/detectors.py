@@ -114,6 +114,15 @@ def _changen(name: str) -> tuple[nn.Module, Forward]:
     return build_detector(name), lambda net, t1, t2: net(t1, t2).change
 
 
+def _torchgeo_star_logit(net: nn.Module, t1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
+    """torchgeo's ChangeStar returns both directions' change logits in training and the
+    t1→t2 probability in eval (its default ``inference_mode``)."""
+    out = net(torch.stack([t1, t2], dim=1))
+    if net.training:
+        return out["bi_change_logit"][:, 0]
+    return out["change_prob"].logit(1e-6)
+
+
 def _torchgeo_peers() -> dict[str, tuple[nn.Module, Forward]]:
     from torchgeo.models import ChangeStarFarSeg, FCSiamDiff
 
@@ -121,10 +130,7 @@ def _torchgeo_peers() -> dict[str, tuple[nn.Module, Forward]]:
     star = ChangeStarFarSeg(backbone="resnet18", classes=1, backbone_pretrained=False)
     siam = FCSiamDiff(in_channels=3, classes=1, encoder_weights=None)
     return {
-        "torchgeo_changestar_farseg": (
-            star,
-            lambda net, t1, t2: net(torch.stack([t1, t2], dim=1))["change_prob"].logit(1e-6),
-        ),
+        "torchgeo_changestar_farseg": (star, _torchgeo_star_logit),
         "torchgeo_fcsiamdiff": (siam, lambda net, t1, t2: net(torch.stack([t1, t2], dim=1))),
     }
 
