@@ -2,13 +2,16 @@
 
 Usage: ``python benchmarks/synthesis_quality.py --source DIR --synth copy_paste --synth inpaint
 --synth changen=CKPT [--synth "no masking"=CKPT] [--events process.json] [--crop 128]
-[--limit N] [--per-image 1] [--seed 0] [--out DIR]``. Prints one JSON object (also written to
-``OUT/quality.json``) and writes ``OUT/grid.png``.
+[--limit N] [--per-image 1] [--seed 0] [--sampling-steps N] [--switch F] --out DIR``. Prints one
+JSON object (also written to ``OUT/quality.json``) and writes ``OUT/grid.png``; ``--out`` is
+required so that no stray result folder lands in the working directory.
 
 Every synthesizer runs :func:`changen.generation.generate_dataset` on the same source with the
 same seed, so all of them see identical crops and identical simulated events (the plan and
-the events do not depend on the synthesizer); only the post-event images differ. Per
-synthesizer:
+the events do not depend on the synthesizer); only the post-event images differ.
+``--sampling-steps`` and ``--switch`` go to the synthesizers that sample in steps (diffusion
+checkpoints) only, so one command can mix them with the learning-free baselines and the GAN.
+Per synthesizer:
 
 - ``fid``, ``kid_mean``, ``kid_std``: the post-event images (``B/``) against the real
   pre-event crops (``A/``) of the same held-out items, with the standard TF-Inception
@@ -42,6 +45,8 @@ import numpy as np
 import torch
 
 from changen.data.readers import open_dataset
+from changen.engine.checkpoint import checkpoint_kind
+from changen.engine.run import resolve_checkpoint
 from changen.events import ChangeProcess
 from changen.generation import GenerationConfig, RunOptions, generate_dataset
 from changen.metrics.fidelity import (
@@ -61,6 +66,18 @@ def parse_synth(text: str) -> tuple[str, str]:
     return (label, spec) if spec else (text, text)
 
 
+STEPPED_KINDS = ("changen_diffusion",)
+"""Checkpoint kinds whose synthesizer takes the sampling options."""
+
+
+def synth_options(spec: str, sampling: dict[str, Any]) -> dict[str, Any]:
+    """``sampling`` for a diffusion checkpoint, nothing for any other synthesizer (the
+    learning-free ones and the GAN refuse sampling options)."""
+    if not Path(spec).is_dir():
+        return {}
+    return sampling if checkpoint_kind(resolve_checkpoint(spec)) in STEPPED_KINDS else {}
+
+
 def load_pairs(root: Path) -> list[ChangeSample]:
     """Every sample of a generated LEVIR-CD-layout dataset, masks included."""
     reader = open_dataset(root)
@@ -77,6 +94,7 @@ def pixel_measures(pairs: list[ChangeSample], class_colours: dict[int, np.ndarra
         for name, where in (("changed", p.change_mask == 1), ("unchanged", p.change_mask == 0)):
             sums[name][0] += float(diff[where].sum())
             sums[name][1] += int(where.sum())
+        assert p.t2_mask is not None  # generated datasets carry both masks
         for c in np.unique(p.t2_mask[p.change_mask == 1]):
             where = (p.change_mask == 1) & (p.t2_mask == c)
             colour_sum[int(c)] = colour_sum.get(int(c), 0) + p.t2_image[where].sum(0)
@@ -100,6 +118,7 @@ def mean_class_colours(pairs: list[ChangeSample]) -> dict[int, np.ndarray]:
     sums: dict[int, np.ndarray] = {}
     counts: dict[int, int] = {}
     for p in pairs:
+        assert p.t1_mask is not None  # generated datasets carry both masks
         for c in np.unique(p.t1_mask):
             where = p.t1_mask == c
             sums[int(c)] = sums.get(int(c), 0) + p.t1_image[where].sum(0).astype(np.float64)
@@ -133,8 +152,12 @@ def main() -> None:
     parser.add_argument("--per-image", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rows", type=int, default=6)
-    parser.add_argument("--out", type=Path, default=Path("synthesis-quality"))
+    parser.add_argument("--sampling-steps", type=int, default=None, help="Diffusion steps.")
+    parser.add_argument("--switch", type=float, default=None, help="Diffusion switch point.")
+    parser.add_argument("--out", type=Path, required=True, help="Result folder.")
     args = parser.parse_args()
+    given = {"steps": args.sampling_steps, "switch": args.switch}
+    sampling = {k: v for k, v in given.items() if v is not None}
 
     process = (
         ChangeProcess.from_dict(json.loads(args.events.read_text()))
@@ -153,11 +176,16 @@ def main() -> None:
             crop=args.crop,
             format=args.format,
             limit=args.limit,
+            synthesizer_options=synth_options(spec, sampling),
         )
         folder = args.out / label.replace(" ", "_")
         start = time.perf_counter()
         generate_dataset(config, folder, RunOptions(workers=0, overwrite=True))
-        report[label] = {"spec": spec, "seconds": time.perf_counter() - start}
+        report[label] = {
+            "spec": spec,
+            "options": config.synthesizer_options,
+            "seconds": time.perf_counter() - start,
+        }
         samples[label] = load_pairs(folder)
     first = next(iter(samples.values()))
     colours = mean_class_colours(first)
@@ -181,6 +209,7 @@ def main() -> None:
             "limit": args.limit,
             "per_image": args.per_image,
             "seed": args.seed,
+            "sampling": sampling,
             "samples": len(first),
             "process": process.to_dict(),
             "torch": torch.__version__,
