@@ -164,12 +164,46 @@ def test_imagenet_arm_starts_from_the_backbone_file(tmp_path: Path) -> None:
         ),
         (
             TINY.replace('{events: "create,remove",', "{events: changeanywhere, scale: [1, 2],"),
-            "unexpected keyword argument 'scale'",
+            "changeanywhere fixes --scale",
         ),
         (TINY.replace("change: sample-world", "change: {test_fraction: 0.5}"), "needs path"),
+        (
+            TINY.replace("count: [1, 2]}", "count: [1, 2], allow_overlap: true}"),
+            r"events: unknown keys \['allow_overlap'\]",
+        ),
     ],
 )
 def test_bad_configs_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as err:
         load_config(_config(tmp_path, text))
     assert "\n" not in str(err.value) and "tiny.yaml" in str(err.value)
+
+
+def test_events_follow_the_source_taxonomy_as_in_generate(worlds: dict[str, Path]) -> None:
+    """On land cover (the sample world) created objects land in homogeneous regions, as
+    `changen generate` places them: with `free` placement they would never fire (no
+    background pixels), and Copy-Paste and Inpainting would make the same removal-only pairs."""
+    from collections import Counter
+
+    from changen.generation import GenerationConfig, RunOptions, generate_dataset
+    from changen.generation.shards import read_rows
+    from changen.protocol.config import change_process
+    from changen.taxonomies import get_taxonomy
+
+    process = change_process(
+        {"events": "create,remove", "count": [1, 3]}, get_taxonomy("openearthmap")
+    )
+    out = {}
+    for synth in ("copy_paste", "inpaint"):
+        config = GenerationConfig(
+            source=str(worlds["scenes"]), synthesizer=synth, process=process, seed=0
+        )
+        out[synth] = worlds["scenes"].parent / f"events-{synth}"
+        generate_dataset(config, out[synth], RunOptions(workers=0, overwrite=True))
+    events = Counter(e["event"] for row in read_rows(out["copy_paste"]) for e in row["events"])
+    assert events["create"] > 0 and events["remove"] > 0
+    pairs = [
+        (a.read_bytes(), (out["inpaint"] / "B" / a.name).read_bytes())
+        for a in sorted((out["copy_paste"] / "B").iterdir())
+    ]
+    assert any(a != b for a, b in pairs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -148,3 +150,15 @@ def test_run_options_reach_only_synthesizers_that_take_them() -> None:
     assert load_synthesizer("copy_paste", device="cpu").name == "copy_paste"
     with pytest.raises(ConfigError, match="unexpected keyword"):
         load_synthesizer("copy_paste", colour="red")
+
+
+def test_a_name_is_not_read_as_a_folder_of_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An output folder called ``copy_paste`` in the working directory does not shadow the
+    synthesizer of that name; ``./copy_paste`` still means the folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "copy_paste").mkdir()
+    assert isinstance(load_synthesizer("copy_paste"), CopyPaste)
+    with pytest.raises(DataError, match="neither a checkpoint"):
+        load_synthesizer("./copy_paste")

@@ -37,6 +37,7 @@ from changen.taxonomies import object_classes
 
 DEFAULT_COUNT = (1, 5)
 DEFAULT_SCALE = (0.5, 1.5)
+DEFAULT_MIN_AREA = 64
 LAND_COVER_PLACEMENT: Placement = "homogeneous"
 """Where created objects land on land-cover masks by default."""
 CHANGEANYWHERE = "changeanywhere"
@@ -117,14 +118,18 @@ def default_process(
     kernel: TransitionKernel | None = None,
     placement: Placement | None = None,
     within: tuple[int, ...] | None = None,
+    min_area: int | None = None,
 ) -> ChangeProcess:
     """The process of the module's policy, with any of its choices overridden (``None``
-    keeps the default). ``unlabeled``: class-agnostic masks (one "object" class on background),
-    which never re-class. ``events=CHANGEANYWHERE`` gives :func:`changeanywhere_process`, which
-    takes only ``steps``, ``count`` and ``within``."""
+    keeps the default; ``min_area`` that of :meth:`ChangeProcess.from_flags`). ``unlabeled``:
+    class-agnostic masks (one "object" class on background), which never re-class.
+    ``events=CHANGEANYWHERE`` gives :func:`changeanywhere_process`, which takes only
+    ``steps``, ``count`` and ``within``."""
     if events is not None and events.strip() == CHANGEANYWHERE:
         fixed = {"--scale": scale, "--rotate": rotate, "--flip": flip, "--fill": fill}
-        _refuse_fixed({**fixed, "--kernel": kernel, "--placement": placement})
+        _refuse_fixed(
+            {**fixed, "--kernel": kernel, "--placement": placement, "min_area": min_area}
+        )
         _check_within(within or (), taxonomy, unlabeled)
         return changeanywhere_process(
             steps=steps, count=count or DEFAULT_COUNT, within=within or ()
@@ -161,6 +166,7 @@ def default_process(
         kernel=transition,
         placement=where,
         within_classes=hosts,
+        min_area=DEFAULT_MIN_AREA if min_area is None else min_area,
     )
 
 

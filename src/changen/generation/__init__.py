@@ -43,7 +43,7 @@ from changen.generation.shards import SHARD_DIR, DatasetOutput, read_rows
 from changen.generation.simulate import UNLABELED_MODES, UnlabeledMode
 from changen.sample import Taxonomy
 from changen.seeding import sample_rngs
-from changen.synthesis import load_synthesizer
+from changen.synthesis import is_synthesizer_name, load_synthesizer
 from changen.synthesis.nuisance import DonorBank, Nuisance, NuisanceConfig
 
 
@@ -155,7 +155,7 @@ class GenerationResult:
 
 def _spec_string(spec: str) -> str:
     path = Path(spec)
-    return str(path.resolve()) if path.is_dir() else spec
+    return str(path.resolve()) if not is_synthesizer_name(spec) and path.is_dir() else spec
 
 
 def generate_dataset(

@@ -30,11 +30,14 @@ from typing import Any
 
 import yaml
 
+from changen.data.readers.pooled import SourceEntry, open_sources
 from changen.detectors.train import RECIPES
 from changen.errors import ConfigError
 from changen.events import ChangeProcess
-from changen.events.policy import changeanywhere_process
+from changen.events.policy import default_process
+from changen.sample import Taxonomy
 from changen.synthesis import SYNTHESIZERS
+from changen.taxonomies import get_taxonomy
 
 WORLD = "sample-world"
 BASELINES = ("scratch", "imagenet")
@@ -49,6 +52,9 @@ class Source:
     path: str
     format: str | None = None
     binary_threshold: int | None = None
+
+    def entry(self) -> SourceEntry:
+        return SourceEntry(self.path, self.format, None, self.binary_threshold)
 
 
 @dataclass(frozen=True)
@@ -138,18 +144,32 @@ class ProtocolConfig:
         return asdict(self)
 
 
-def change_process(events: dict[str, Any]) -> ChangeProcess:
-    """The config's ``events`` mapping as a process: ``ChangeProcess.from_flags`` keywords,
-    or ``{events: changeanywhere, count, steps, within}`` for ChangeAnywhere's events."""
+EVENT_KEYS = ("events", "steps", "count", "scale", "rotate", "flip", "fill", "placement", "within")
+"""The keys of a config's ``events``: the ``changen generate`` event flags, plus ``min_area``."""
+
+
+def source_taxonomy(config: ProtocolConfig) -> Taxonomy:
+    """The taxonomy of the config's sources (the sample world's is OpenEarthMap's)."""
+    if config.sources == WORLD:
+        return get_taxonomy("openearthmap")
+    assert not isinstance(config.sources, str)
+    return open_sources([s.entry() for s in config.sources]).taxonomy
+
+
+def change_process(events: dict[str, Any], taxonomy: Taxonomy) -> ChangeProcess:
+    """The config's ``events`` as ``changen generate`` builds them for a source of
+    ``taxonomy`` (:func:`~changen.events.policy.default_process`: unnamed choices take the
+    taxonomy's defaults, e.g. created objects land in homogeneous regions of land cover)."""
+    unknown = sorted(set(events) - {*EVENT_KEYS, "min_area"})
+    if unknown:
+        raise ConfigError(
+            f"events: unknown keys {unknown}; known: {[*EVENT_KEYS, 'min_area']} (the "
+            f"`changen generate` event flags)"
+        )
     flags: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in events.items()}
-    named = flags.get("events") == "changeanywhere"
-    build = changeanywhere_process if named else ChangeProcess.from_flags
-    if named:
-        flags.pop("events")
-    try:
-        return build(**flags)
-    except TypeError as e:
-        raise ConfigError(f"events: {e}; see help({build.__qualname__})") from None
+    if isinstance(flags.get("within"), int):
+        flags["within"] = (flags["within"],)
+    return default_process(taxonomy, **flags)
 
 
 def _build(cls: Any, data: Any, where: str) -> Any:
@@ -242,7 +262,7 @@ def parse_config(data: dict[str, Any], base: Path, where: str) -> ProtocolConfig
                 f"{where}: unknown recipe {phase.recipe!r}; choose one of {', '.join(RECIPES)}"
             )
     try:
-        change_process(config.events)
+        change_process(config.events, source_taxonomy(config))
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
     if not config.seeds:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -46,7 +47,9 @@ from changen.engine.config import RunConfig
 from changen.engine.progress import SILENT, ProgressSink
 from changen.engine.run import step_checkpoints
 from changen.errors import ConfigError
+from changen.events.policy import unfired_warnings
 from changen.generation import GenerationConfig, RunOptions, generate_dataset
+from changen.generation.shards import read_rows
 from changen.protocol.config import (
     WORLD,
     ChangeSet,
@@ -54,6 +57,7 @@ from changen.protocol.config import (
     ProtocolConfig,
     Training,
     change_process,
+    source_taxonomy,
 )
 from changen.protocol.report import write_report
 from changen.synthesis.nuisance import nuisance_config
@@ -146,9 +150,7 @@ class Protocol:
             sources: tuple[SourceEntry, ...] = (SourceEntry(str(path)),)
         else:
             assert not isinstance(config.sources, str)
-            sources = tuple(
-                SourceEntry(s.path, s.format, None, s.binary_threshold) for s in config.sources
-            )
+            sources = tuple(s.entry() for s in config.sources)
         if config.change == WORLD:
             train = open_dataset(_world(root / "train", world.n_train, 300, world.size, pairs=True))
             test = open_dataset(_world(root / "test", world.n_test, 400, world.size, pairs=True))
@@ -170,10 +172,11 @@ class Protocol:
     def _synthetic(self, sources: tuple[SourceEntry, ...], synth: str, seed: int) -> Reader[Any]:
         """The arm's synthetic set for ``seed``, generated (or resumed) once."""
         g = self.config.generation
+        process = change_process(self.config.events, source_taxonomy(self.config))
         generation = GenerationConfig(
             source=sources,
             synthesizer=synth,
-            process=change_process(self.config.events),
+            process=process,
             per_image=g.per_image,
             seed=seed,
             crop=g.crop,
@@ -190,6 +193,9 @@ class Protocol:
             resume = out.is_dir() and any(out.iterdir())
             options = RunOptions(batch_size=g.batch_size, workers=0, resume=resume)
             generate_dataset(generation, out, options, progress=self.progress)
+            counts = Counter(e["event"] for row in read_rows(out) for e in row["events"])
+            for warning in unfired_warnings(process, counts):
+                self.log(f"{out.name}: {warning}")
         return open_dataset(out)
 
     def _pretrained(

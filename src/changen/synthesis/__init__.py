@@ -57,10 +57,16 @@ def _accepted(fn: Any, options: dict[str, Any], what: str) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k not in RUN_OPTIONS or k in params}
 
 
+def is_synthesizer_name(spec: str | Path) -> bool:
+    """Whether ``spec`` names a registered synthesizer (a bare name, not a path)."""
+    return isinstance(spec, str) and spec in SYNTHESIZERS
+
+
 def load_synthesizer(spec: str | Path, **options: Any) -> Synthesizer:
     """A synthesizer by name (see :data:`SYNTHESIZERS`) or from a checkpoint or run folder
-    (dispatched on the checkpoint's ``kind`` through :data:`KINDS`)."""
-    if Path(spec).is_dir():
+    (dispatched on the checkpoint's ``kind`` through :data:`KINDS`). A registered name is
+    never read as a folder of the working directory (give ``./copy_paste`` for that)."""
+    if not is_synthesizer_name(spec) and Path(spec).is_dir():
         folder = resolve_checkpoint(spec)
         kind = checkpoint_kind(folder)
         if kind not in KINDS:
@@ -91,5 +97,6 @@ __all__ = [
     "SYNTHESIZERS",
     "SynthesisBatch",
     "Synthesizer",
+    "is_synthesizer_name",
     "load_synthesizer",
 ]
