@@ -407,3 +407,31 @@ def test_train_and_eval_on_real_levircd_crops(real_root: Path, tmp_path: Path) -
     assert s.tp + s.fp + s.fn + s.tn == 11 * 256 * 256
     for value in (s.precision, s.recall, s.f1, s.iou):
         assert 0.0 <= value <= 1.0
+
+
+def test_segmentation_mode_trains_the_semantic_head_only(
+    worlds: dict[str, Path], tmp_path: Path
+) -> None:
+    """Segmentation pre-training (Changen Table 6): the change head keeps its initial weights,
+    the encoder and semantic head learn; a detector without a semantic head is refused."""
+    config = DetectorTrainConfig(
+        model="changestar_1x96",
+        backbone="resnet18",
+        mode="segmentation",
+        steps=2,
+        batch_size=2,
+        aug=PairAugmentConfig(crop=64),
+        object_classes=(8,),
+        run=RunConfig(save_every=1, keep=2),
+    )
+    result = train_detector(config, open_dataset(worlds["scenes"]), tmp_path / "seg")
+    history = [metrics for _, metrics in result.history]
+    assert all("loss_seg" in m and "loss_change" not in m for m in history)
+    first = load_file(str(tmp_path / "seg/checkpoints/step-1/model.safetensors"))
+    last = load_file(str(result.checkpoint / "model.safetensors"))
+    stats = ("running_mean", "running_var", "num_batches_tracked")  # BatchNorm moves in forward
+    change = [k for k in last if k.startswith("mixin.") and not k.endswith(stats)]
+    assert change and all(torch.equal(first[k], last[k]) for k in change)
+    assert not torch.equal(first["semantic_head.weight"], last["semantic_head.weight"])
+    with pytest.raises(ConfigError, match="mode segmentation trains a semantic head"):
+        DetectorTrainConfig(mode="segmentation", steps=1, **TINY)

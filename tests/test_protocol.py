@@ -148,6 +148,22 @@ def test_imagenet_arm_starts_from_the_backbone_file(tmp_path: Path) -> None:
     assert run["backbone_weights"]["file"] == str(weights)
 
 
+def test_segmentation_arm_fine_tunes_from_segmentation_pretraining(tmp_path: Path) -> None:
+    text = TINY.replace("{model: fc_siam_diff}", "{model: changestar_1x96}")
+    text = text.replace("synthesizers: [copy_paste]", "synthesizers: []").replace(
+        "[0.5, 1.0]", "[1.0]"
+    )
+    out = tmp_path / "out"
+    config = load_config(_config(tmp_path, text + "baselines: [segmentation]\n"))
+    report = run_protocol(config, out)
+    assert set(report["mean_std"]["changestar_1x96"]) == {"segmentation"}
+    arm = out / "runs/changestar_1x96/segmentation/seed0"
+    pre = json.loads((arm / "pretrain/config.json").read_text())
+    assert pre["train"]["mode"] == "segmentation" and pre["train"]["semantic"] is True
+    tuned = json.loads((arm / "finetune-1/config.json").read_text())
+    assert tuned["init"] == str(arm / "pretrain/checkpoints/last")
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -156,6 +172,7 @@ def test_imagenet_arm_starts_from_the_backbone_file(tmp_path: Path) -> None:
         (TINY.replace("{size: 64,", "{sise: 64,"), r"world: unknown keys \['sise'\]"),
         (TINY + "baselines: [nope]\n", r"unknown baselines \['nope'\]"),
         (TINY + "baselines: [imagenet]\n", "imagenet baseline needs backbone_weights"),
+        (TINY + "baselines: [segmentation]\n", "fc_siam_diff lacks; use it with changestar"),
         (TINY.replace("[0.5, 1.0]", "[0.5, 2.0]"), "fraction 2.0 must lie in"),
         ("sources: [\n", "not valid YAML/JSON"),
         (

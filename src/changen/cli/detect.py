@@ -56,7 +56,9 @@ FORMAT = typer.Option(None, "--format", "-f", help="Force the data format (else 
 TAXONOMY = typer.Option(None, help="Built-in taxonomy of the masks (else the dataset's).")
 OUT = typer.Option(..., "--out", "-o", help="Run folder (empty, or --resume / --overwrite).")
 MODE = typer.Option(
-    "supervised", help="supervised (change pairs), star or gstar (single-temporal scenes)."
+    "supervised",
+    help="supervised (change pairs), star or gstar (single-temporal scenes), or segmentation "
+    "(single-temporal scenes, semantic head only: segmentation pre-training).",
 )
 STEPS = typer.Option(None, min=1, help="Train this many steps (instead of --epochs).")
 BATCH = typer.Option(None, "--batch-size", min=1, help="Batch size per device. (default: 16)")

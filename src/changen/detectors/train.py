@@ -1,4 +1,5 @@
-"""Change-detector training on Lightning Fabric: supervised bitemporal, STAR and G-STAR.
+"""Change-detector training on Lightning Fabric: supervised bitemporal, STAR, G-STAR and
+segmentation-only pre-training.
 
 :func:`train_detector` runs one training (pre-training, or fine-tuning from ``init`` weights)
 on 1..N devices (the engine's Fabric: CPU, GPUs, DDP; fp32 or bf16 autocast) and writes the
@@ -24,6 +25,9 @@ Losses (FACTS §6). Change: BCE on the change logits (+ soft dice), ignore pixel
 temporally symmetric ChangeStar supervises both orderings, 0.5·(L(t1→t2) + L(t2→t1)).
 Segmentation (ChangeStar with a semantic head, when masks are known): K = 1 (binary objects)
 BCE + dice, else cross-entropy; supervised mode uses both dates, STAR / G-STAR the t1 date.
+``segmentation`` mode (Changen Table 6's segmentation pre-training) trains only that: the
+semantic head and the shared encoder on single-temporal scenes, no change loss; fine-tuning
+from it (``init``) starts change detection from a building/land-cover encoder.
 A deeply supervised model (LightCDNet) adds :data:`AUX_WEIGHT` × the change loss of its
 auxiliary logits. Optimiser: SGD (momentum 0.9, weight decay 1e-4, lr 0.03) or AdamW (lr
 1e-4, weight decay 0.01; :data:`OPTIMIZER_DEFAULTS`), with the poly schedule
@@ -93,10 +97,10 @@ from changen.engine.run import (
 )
 from changen.errors import ConfigError
 
-Mode = Literal["supervised", "star", "gstar"]
+Mode = Literal["supervised", "star", "gstar", "segmentation"]
 KIND = "changen_detector"
-MODES = ("supervised", "star", "gstar")
-_SEMANTIC_MODELS = ("changestar_1x96", "changestar_4x16")
+MODES = ("supervised", "star", "gstar", "segmentation")
+SEMANTIC_MODELS = ("changestar_1x96", "changestar_4x16")
 #: Axes of ``curves.png``: metric-name substring → axis title.
 CURVE_GROUPS = {"loss": "loss", "validation": "val_"}
 #: Settings that may change when a run is resumed (where and how fast it runs, not what).
@@ -181,6 +185,12 @@ class DetectorTrainConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        if self.mode == "segmentation" and (self.model not in SEMANTIC_MODELS or not self.semantic):
+            raise ConfigError(
+                f"mode segmentation trains a semantic head, which {self.model!r}"
+                f"{'' if self.semantic else ' without semantic'} lacks; use one of "
+                f"{', '.join(SEMANTIC_MODELS)} with its semantic head"
+            )
         if self.optimizer not in OPTIMIZER_DEFAULTS:
             raise ConfigError(f"optimizer {self.optimizer!r}: choose sgd or adamw")
         lr, weight_decay = OPTIMIZER_DEFAULTS[self.optimizer]
@@ -271,7 +281,7 @@ def build_model(config: DetectorTrainConfig, seg_classes: int | None) -> nn.Modu
     """The detector of ``config``; a semantic head of ``seg_classes`` outputs when given
     (ChangeStar with ``config.semantic``)."""
     kw: dict[str, Any] = {}
-    if config.model in _SEMANTIC_MODELS:
+    if config.model in SEMANTIC_MODELS:
         kw["symmetric"] = config.use_symmetric
         kw["num_semantic_classes"] = seg_classes if config.semantic else None
     return build_detector(config.model, backbone=config.backbone, **kw)
@@ -351,16 +361,21 @@ def _change_loss(
 def detector_loss(
     out: ChangeOutput, batch: dict[str, torch.Tensor], config: DetectorTrainConfig
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total loss of one batch and its parts (see the module docstring)."""
-    change = batch["change"]
-    orderings = [o for o in (out.change, out.change_t2t1) if o is not None]
-    change_loss = torch.stack([_change_loss(o, change, config) for o in orderings]).mean()
-    parts = {"loss_change": float(change_loss.detach())}
-    total = change_loss
-    if out.aux is not None:
-        aux_loss = _change_loss(out.aux, change, config)
-        total = total + AUX_WEIGHT * aux_loss
-        parts["loss_aux"] = float(aux_loss.detach())
+    """Total loss of one batch and its parts (see the module docstring). In segmentation
+    mode no change term is formed at all, so the change head gets no gradient (not even the
+    weight decay that a zero gradient would apply)."""
+    terms: list[torch.Tensor] = []
+    parts: dict[str, float] = {}
+    if config.mode != "segmentation":
+        change = batch["change"]
+        orderings = [o for o in (out.change, out.change_t2t1) if o is not None]
+        change_loss = torch.stack([_change_loss(o, change, config) for o in orderings]).mean()
+        terms.append(change_loss)
+        parts["loss_change"] = float(change_loss.detach())
+        if out.aux is not None:
+            aux_loss = _change_loss(out.aux, change, config)
+            terms.append(AUX_WEIGHT * aux_loss)
+            parts["loss_aux"] = float(aux_loss.detach())
     dates = ["t1"] if config.mode != "supervised" else ["t1", "t2"]
     seg_terms = [
         _seg_loss(logits, batch[f"{d}_seg"])
@@ -369,8 +384,9 @@ def detector_loss(
     ]
     if seg_terms:
         seg_loss = torch.stack(seg_terms).mean()
-        total = total + seg_loss
+        terms.append(seg_loss)
         parts["loss_seg"] = float(seg_loss.detach())
+    total = torch.stack(terms).sum()
     parts["loss"] = float(total.detach())
     return total, parts
 

@@ -11,7 +11,8 @@ Table 1 and Fig. 2). One :class:`ProtocolConfig` describes such a table::
     generation: {per_image: 2, crop: 256, nuisance: default}
     synthesizers: [copy_paste, inpaint]          # names or checkpoint / run folders
     detectors: [{model: fc_siam_diff}]
-    baselines: [scratch]                         # arms without synthetic pre-training
+    baselines: [scratch]                         # arms without synthetic pre-training:
+                                                 # scratch, imagenet, segmentation
     pretrain: {steps: 300, batch_size: 8, crop: 128, lr: 0.03}
     finetune: {steps: 100, fractions: [0.05, 1.0]}
     change: {path: ../shared/data/real/levircd_crops, test_fraction: 0.5}
@@ -31,7 +32,7 @@ from typing import Any
 import yaml
 
 from changen.data.readers.pooled import SourceEntry, open_sources
-from changen.detectors.train import RECIPES
+from changen.detectors.train import RECIPES, SEMANTIC_MODELS
 from changen.errors import ConfigError
 from changen.events import ChangeProcess
 from changen.events.policy import default_process
@@ -40,7 +41,7 @@ from changen.synthesis import SYNTHESIZERS
 from changen.taxonomies import get_taxonomy
 
 WORLD = "sample-world"
-BASELINES = ("scratch", "imagenet")
+BASELINES = ("scratch", "imagenet", "segmentation")
 """Arms that are not pre-trained on synthetic pairs: ``scratch`` (random initialisation) and
 ``imagenet`` (the detector's ``backbone_weights``, e.g. an ImageNet state dict)."""
 
@@ -251,6 +252,12 @@ def parse_config(data: dict[str, Any], base: Path, where: str) -> ProtocolConfig
     bad = sorted(set(config.baselines) - set(BASELINES))
     if bad:
         raise ConfigError(f"{where}: unknown baselines {bad}; choose from {list(BASELINES)}")
+    flat = [d.model for d in config.detectors if d.model not in SEMANTIC_MODELS]
+    if "segmentation" in config.baselines and flat:
+        raise ConfigError(
+            f"{where}: the segmentation baseline pre-trains a semantic head, which {flat[0]} "
+            f"lacks; use it with {' or '.join(SEMANTIC_MODELS)}"
+        )
     if "imagenet" in config.baselines and any(d.backbone_weights is None for d in config.detectors):
         raise ConfigError(
             f"{where}: the imagenet baseline needs backbone_weights on every detector "

@@ -36,7 +36,7 @@ import torch
 from changen.data.atomic import write_text_atomic
 from changen.data.readers import open_dataset
 from changen.data.readers.base import Reader
-from changen.data.readers.pooled import SourceEntry
+from changen.data.readers.pooled import SourceEntry, open_sources
 from changen.data.world import write_sample_world
 from changen.detectors import load_detector
 from changen.detectors.augment import PairAugmentConfig
@@ -115,8 +115,11 @@ class Protocol:
                 for baseline in self.config.baselines:
                     key = (det.key, baseline, seed)
                     weights = det.backbone_weights if baseline == "imagenet" else None
+                    init = (
+                        self._segmented(key, det, sources) if baseline == "segmentation" else None
+                    )
                     results.setdefault(det.key, {}).setdefault(baseline, {})[seed] = (
-                        self._finetunes(key, det, train, test_set, seed, init=None, weights=weights)
+                        self._finetunes(key, det, train, test_set, seed, init=init, weights=weights)
                     )
         return write_report(self.config, results, self.out, all_changed(test))
 
@@ -213,6 +216,42 @@ class Protocol:
 
         return Path(self._unit(key, "pretrain", work)["checkpoint"])
 
+    def _baseline(
+        self,
+        key: tuple[str, str, int],
+        det: Detector,
+        sources: tuple[SourceEntry, ...],
+        train: Reader[Any],
+        test: ChangePairDataset,
+    ) -> dict[str, Scores]:
+        """A baseline arm's fine-tuned scores: from random weights (``scratch``), from the
+        detector's backbone file (``imagenet``) or from segmentation pre-training."""
+        weights = det.backbone_weights if key[1] == "imagenet" else None
+        init = self._segmented(key, det, sources) if key[1] == "segmentation" else None
+        return self._finetunes(key, det, train, test, key[2], init=init, weights=weights)
+
+    def _segmented(
+        self, key: tuple[str, str, int], det: Detector, sources: tuple[SourceEntry, ...]
+    ) -> Path:
+        """The segmentation baseline's checkpoint: the detector's semantic head and encoder
+        pre-trained on the sources' masks alone (Changen Table 6), with the pre-training
+        budget of the synthetic arms."""
+
+        def work() -> dict[str, Any]:
+            checkpoint = self._train(
+                key,
+                "pretrain",
+                det,
+                self.config.pretrain,
+                open_sources(sources),
+                key[2],
+                weights=det.backbone_weights,
+                mode="segmentation",
+            )
+            return {"checkpoint": str(checkpoint)}
+
+        return Path(self._unit(key, "pretrain", work)["checkpoint"])
+
     def _config(self, det: Detector, train: Training, seed: int, **kw: Any) -> DetectorTrainConfig:
         """The detector config of a phase: the phase's settings, the rest from its recipe."""
         save = max(1, train.steps // 4)
@@ -234,7 +273,6 @@ class Protocol:
             optimizer=settings.pop("optimizer") or "sgd",
             recipe=train.recipe,
             seed=seed,
-            semantic=False,
             run=run,
             **settings,
             **kw,
@@ -251,10 +289,19 @@ class Protocol:
         init: Path | None = None,
         fraction: float = 1.0,
         weights: str | None = None,
+        mode: str = "supervised",
     ) -> Path:
         """A detector run's final checkpoint: trained, or resumed from its newest one."""
         run = self.out / "runs" / key[0] / key[1] / f"seed{key[2]}" / phase
-        config = self._config(det, train, seed, train_fraction=fraction, backbone_weights=weights)
+        config = self._config(
+            det,
+            train,
+            seed,
+            train_fraction=fraction,
+            backbone_weights=weights,
+            mode=mode,
+            semantic=mode == "segmentation",
+        )
         resume = run.is_dir() and bool(step_checkpoints(run))
         self.log(f"training {'/'.join(map(str, key))}/{phase}")
         result = train_detector(
