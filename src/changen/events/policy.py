@@ -127,9 +127,7 @@ def default_process(
     ``steps``, ``count`` and ``within``."""
     if events is not None and events.strip() == CHANGEANYWHERE:
         fixed = {"--scale": scale, "--rotate": rotate, "--flip": flip, "--fill": fill}
-        _refuse_fixed(
-            {**fixed, "--kernel": kernel, "--placement": placement, "min_area": min_area}
-        )
+        _refuse_fixed({**fixed, "--kernel": kernel, "--placement": placement, "min_area": min_area})
         _check_within(within or (), taxonomy, unlabeled)
         return changeanywhere_process(
             steps=steps, count=count or DEFAULT_COUNT, within=within or ()
