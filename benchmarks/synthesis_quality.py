@@ -2,15 +2,18 @@
 
 Usage: ``python benchmarks/synthesis_quality.py --source DIR --synth copy_paste --synth inpaint
 --synth changen=CKPT [--synth "no masking"=CKPT] [--events process.json] [--crop 128]
-[--limit N] [--per-image 1] [--seed 0] [--sampling-steps N] [--switch F] --out DIR``. Prints one
+[--limit N] [--per-image 1] [--seed 0] [--sampling-steps N] [--switch F | --n-min N] [--n-max N]
+--out DIR``. Prints one
 JSON object (also written to ``OUT/quality.json``) and writes ``OUT/grid.png``; ``--out`` is
 required so that no stray result folder lands in the working directory.
 
 Every synthesizer runs :func:`changen.generation.generate_dataset` on the same source with the
 same seed, so all of them see identical crops and identical simulated events (the plan and
 the events do not depend on the synthesizer); only the post-event images differ.
-``--sampling-steps`` and ``--switch`` go to the synthesizers that sample in steps (diffusion
-checkpoints) only, so one command can mix them with the learning-free baselines and the GAN.
+``--sampling-steps``, ``--switch``, ``--n-max`` and ``--n-min`` go to the synthesizers that
+sample in steps (diffusion checkpoints) only, so one command can mix them with the
+learning-free baselines and the GAN; ``LABEL=CKPT?n_min=2&steps=20`` overrides them for one
+checkpoint (e.g. the same model at several N_min side by side).
 Per synthesizer:
 
 - ``fid``, ``kid_mean``, ``kid_std``: the post-event images (``B/``) against the real
@@ -44,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from changen.cli.options import sampling_options
 from changen.data.readers import open_dataset
 from changen.engine.checkpoint import checkpoint_kind
 from changen.engine.run import resolve_checkpoint
@@ -59,11 +63,38 @@ from changen.metrics.inception import load_inception
 from changen.sample import ChangeSample
 from changen.viz.grid import make_grid, save_png
 
+SAMPLING_TYPES = {"steps": int, "sampler": str, "switch": float, "n_max": int, "n_min": int}
+"""Sampling options a ``?key=value`` suffix of ``--synth`` may override, and their types."""
 
-def parse_synth(text: str) -> tuple[str, str]:
-    """``label=spec`` or a bare name (label = name)."""
-    label, _, spec = text.partition("=")
-    return (label, spec) if spec else (text, text)
+
+def parse_synth(text: str) -> tuple[str, str, dict[str, Any]]:
+    """``label=spec[?key=value&...]`` or a bare name (label = name): the label, the spec and
+    the sampling options the suffix overrides (keys of :data:`SAMPLING_TYPES`)."""
+    label, _, rest = text.partition("=")
+    spec, _, query = (rest or text).partition("?")
+    overrides: dict[str, Any] = {}
+    for item in filter(None, query.split("&")):
+        key, _, value = item.partition("=")
+        if key not in SAMPLING_TYPES or not value:
+            raise SystemExit(
+                f"--synth {text!r}: {item!r} is not KEY=VALUE with KEY one of "
+                f"{', '.join(SAMPLING_TYPES)}"
+            )
+        overrides[key] = SAMPLING_TYPES[key](value)
+    return (label if rest else text), spec, overrides
+
+
+def merged_sampling(sampling: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The command's sampling options with one synthesizer's overrides; an overriding
+    ``n_min`` replaces a global ``switch`` and the reverse, since they say the same thing."""
+    base = dict(sampling)
+    if "n_min" in overrides:
+        base.pop("switch", None)
+    if "switch" in overrides:
+        base.pop("n_min", None)
+    merged = {**base, **overrides}
+    keys = ("steps", "sampler", "switch", "n_max", "n_min")
+    return sampling_options(*(merged.get(k) for k in keys))
 
 
 STEPPED_KINDS = ("changen_diffusion",)
@@ -154,10 +185,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=6)
     parser.add_argument("--sampling-steps", type=int, default=None, help="Diffusion steps.")
     parser.add_argument("--switch", type=float, default=None, help="Diffusion switch point.")
+    parser.add_argument("--n-max", type=int, default=None, help="Diffusion N_max.")
+    parser.add_argument("--n-min", type=int, default=None, help="Diffusion N_min (not --switch).")
     parser.add_argument("--out", type=Path, required=True, help="Result folder.")
     args = parser.parse_args()
-    given = {"steps": args.sampling_steps, "switch": args.switch}
-    sampling = {k: v for k, v in given.items() if v is not None}
+    sampling = sampling_options(args.sampling_steps, None, args.switch, args.n_max, args.n_min)
 
     process = (
         ChangeProcess.from_dict(json.loads(args.events.read_text()))
@@ -166,7 +198,7 @@ def main() -> None:
     )
     samples: dict[str, list[ChangeSample]] = {}
     report: dict[str, Any] = {}
-    for label, spec in map(parse_synth, args.synth):
+    for label, spec, overrides in map(parse_synth, args.synth):
         config = GenerationConfig(
             source=args.source,
             synthesizer=spec,
@@ -176,7 +208,7 @@ def main() -> None:
             crop=args.crop,
             format=args.format,
             limit=args.limit,
-            synthesizer_options=synth_options(spec, sampling),
+            synthesizer_options=synth_options(spec, merged_sampling(sampling, overrides)),
         )
         folder = args.out / label.replace(" ", "_")
         start = time.perf_counter()

@@ -144,7 +144,9 @@ def test_resolution_scaling_and_provenance(checkpoint: Path) -> None:
     assert isinstance(synth, DiffusionSynthesizer)
     assert synth(pair_batch(1, 64, 96), rngs(0)).shape == (1, 64, 96, 3)
     config = synth.config()
-    assert config["sampling"] == {"sampler": "ddpm", "steps": 3, "switch": 0.5, "eta": 0.0}
+    two_phase = {"N": 3, "N_max": 3, "N_min": 1}
+    assert config["sampling"] == {"sampler": "ddpm", "steps": 3, "switch": 0.5, "eta": 0.0,
+                                  "start": None, "two_phase": two_phase}  # fmt: skip
     assert config["checkpoint"] == str(checkpoint.resolve()) and len(config["weights_sha256"]) == 64
     assert config["family"] == "rsdit" and config["latent"] == {"kind": "pixel"}
     json.dumps(config)
@@ -197,8 +199,10 @@ def test_generate_then_gallery_with_a_diffusion_checkpoint(
     assert len(dataset) == 2 and dataset.format == "levircd"
     saved = json.loads((out / "generation.json").read_text())["config"]["synthesizer"]
     assert saved["name"] == "changen_diffusion"
+    two_phase = {"N": 3, "N_max": 3, "N_min": 1}
     assert saved["config"]["sampling"] == {"sampler": "ddim", "steps": 3, "switch": 0.8,
-                                           "eta": 0.0}  # fmt: skip
+                                           "eta": 0.0, "start": None,
+                                           "two_phase": two_phase}  # fmt: skip
     sample = dataset[0]
     assert not np.array_equal(sample.t1_image, sample.t2_image)
     page = invoke("gallery", out, "--limit", "2", "--thumb", "32")

@@ -34,7 +34,13 @@ KINDS: dict[str, str] = {
 }
 RUN_OPTIONS = ("device",)
 """Options about where a synthesizer runs: passed on only to synthesizers that take them."""
-SAMPLING_OPTIONS = {"steps": "--sampling-steps", "sampler": "--sampler", "switch": "--switch"}
+SAMPLING_OPTIONS = {
+    "steps": "--sampling-steps",
+    "sampler": "--sampler",
+    "switch": "--switch",
+    "n_max": "--n-max",
+    "n_min": "--n-min",
+}
 """Options of synthesizers that sample in steps (diffusion), with the flag that sets each: a
 synthesizer without them refuses them, naming the flag."""
 

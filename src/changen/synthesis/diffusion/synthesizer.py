@@ -134,11 +134,21 @@ class DiffusionSynthesizer:
         eta: float = 0.0,
         use_ema: bool = True,
         batch_invariant: bool = True,
+        n_max: int | None = None,
+        n_min: int | None = None,
     ) -> DiffusionSynthesizer:
         """Load a ``changen train diffusion`` checkpoint folder (EMA weights by default);
-        ``device=None`` picks CUDA when available. ``steps``, ``sampler``, ``switch`` and
-        ``eta`` are the :class:`~changen.synthesis.diffusion.sampling.SamplingConfig`."""
-        sampling = SamplingConfig(sampler=sampler, steps=steps, switch=switch, eta=eta)
+        ``device=None`` picks CUDA when available. ``steps``, ``sampler``, ``switch``,
+        ``eta`` and ``n_max`` (its ``start``) are the
+        :class:`~changen.synthesis.diffusion.sampling.SamplingConfig`; ``n_min``, when given,
+        replaces ``switch`` by ChangeAnywhere's two phases
+        (:meth:`~changen.synthesis.diffusion.sampling.SamplingConfig.from_two_phase`)."""
+        if n_min is None:
+            sampling = SamplingConfig(
+                sampler=sampler, steps=steps, switch=switch, eta=eta, start=n_max
+            )
+        else:
+            sampling = SamplingConfig.from_two_phase(steps, n_max, n_min, sampler=sampler, eta=eta)
         where = default_device(device)
         network, model, latent = load_denoiser(path, ema=use_ema, device=where)
         trained = model.class_ids
@@ -175,12 +185,7 @@ class DiffusionSynthesizer:
             "schedule": self.model.schedule.to_dict(),
             "image_size": self.model.image_size,
             "taxonomy": dict(self.model.taxonomy),
-            "sampling": {
-                "sampler": self.sampling.sampler,
-                "steps": self.sampling.steps,
-                "switch": self.sampling.switch,
-                "eta": self.sampling.eta,
-            },
+            "sampling": self.sampling.to_dict(),
             "checkpoint": self.checkpoint,
             "step": self.step,
             "use_ema": self.use_ema,
