@@ -65,7 +65,7 @@ def timed(fn: Callable[..., Any], data: torch.Tensor, precision: str) -> None:
 
 def train_step(kind: str, world: Path, size: int, batch: int, repeats: int) -> dict[str, float]:
     """Seconds per training step of the tiny preset, without and with the GAN term."""
-    from lightning.fabric import Fabric
+    from lightning_fabric import Fabric
 
     from changen.synthesis.diffusion.autoencoder_train import (
         AutoencoderTrainConfig,

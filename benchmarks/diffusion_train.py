@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.fabric import Fabric
+from lightning_fabric import Fabric
 
 from changen.data.atomic import write_text_atomic
 from changen.data.world import write_sample_world

@@ -4,6 +4,7 @@ seeded sources and a file-by-file comparison of generated datasets."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,8 @@ def config(source: Path, **kw: Any) -> GenerationConfig:
 
 
 def dataset_files(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (gallery excluded), manifest rows without their timings."""
+    """Every file under ``root`` (gallery excluded), manifest rows without their timings, and
+    ``generation.json`` and the card without the command line each run records."""
     out: dict[str, bytes] = {}
     for path in sorted(root.rglob("*")):
         rel = str(path.relative_to(root))
@@ -91,5 +93,11 @@ def dataset_files(root: Path) -> dict[str, bytes]:
             for row in rows:
                 row.pop("timing")
             data = json.dumps(rows).encode()
+        elif rel == "generation.json":
+            doc = json.loads(data)
+            doc.get("environment", {}).pop("command", None)
+            data = json.dumps(doc).encode()
+        elif rel == "README.md":
+            data = re.sub(r"by:\n\n```\n.*\n```", "by: COMMAND", data.decode()).encode()
         out[rel] = data
     return out

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import typer
-from lightning.fabric import Fabric
+from lightning_fabric import Fabric
 from typer.testing import CliRunner
 
 from changen.cli.train import app as train_app

@@ -37,14 +37,14 @@ def test_version_and_help() -> None:
 def test_user_error_is_one_line_with_exit_2(tmp_path: Path) -> None:
     (tmp_path / "junk.txt").write_text("not a dataset")
     proc = _changen("data", "inspect", str(tmp_path))
-    assert proc.returncode == 2
+    assert proc.returncode == 3  # a data error
     assert proc.stderr.strip().count("\n") == 0
     assert "could not recognise" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_empty_folder_is_an_error(tmp_path: Path) -> None:
     proc = _changen("data", "inspect", str(tmp_path))
-    assert proc.returncode == 2 and "empty" in proc.stderr
+    assert proc.returncode == 3 and "empty" in proc.stderr
 
 
 def test_sample_world_then_inspect(tmp_path: Path) -> None:

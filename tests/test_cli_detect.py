@@ -230,11 +230,11 @@ def test_predict_write_failure_is_one_line_and_leaves_nothing(
 
     monkeypatch.setattr(inference, "_geotiff", read_only)
     code, err = status("--ckpt", run, "--out", tmp_path / "out" / "c.tif", "--no-progress")
-    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert code == 3 and err.count("\n") == 1 and "Traceback" not in err
     assert f"{tmp_path / 'out' / 'c.tif'}: cannot write the change map (Read-only" in err
     assert list((tmp_path / "out").iterdir()) == []
     monkeypatch.undo()
     (tmp_path / "file").write_text("not a folder")
     code, err = status("--ckpt", run, "--out", tmp_path / "file" / "c.tif", "--no-progress")
-    assert code == 2 and err.count("\n") == 1 and "cannot write" in err
+    assert code == 3 and err.count("\n") == 1 and "cannot write" in err
     assert (tmp_path / "file").read_text() == "not a folder"

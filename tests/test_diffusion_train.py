@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import typer
-from lightning.fabric import Fabric
+from lightning_fabric import Fabric
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 

@@ -191,11 +191,11 @@ def test_disk_full_leaves_committed_shards_only_and_resumes(
     real_save = writers.base.save_array
     calls = {"n": 0}
 
-    def full_disk(path: Path, array: np.ndarray, georef: object) -> None:
+    def full_disk(path: Path, array: np.ndarray, georef: object, classes: object) -> None:
         calls["n"] += 1
         if calls["n"] > 5 * 4:  # 4 samples (5 files each) fit: shard 0 plus one sample
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real_save(path, array, georef)  # type: ignore[arg-type]
+        real_save(path, array, georef, classes)  # type: ignore[arg-type]
 
     monkeypatch.setattr(writers.base, "save_array", full_disk)
     out = tmp_path / "out"

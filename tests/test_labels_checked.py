@@ -198,7 +198,7 @@ def test_default_taxonomy_says_so_and_a_json_taxonomy_fixes_it(
     data = tmp_path / "data"
     make_folder_dataset(data, rng, n=1)  # openearthmap ids 0..8, no manifest
     code, _, err = run_cli(["data", "inspect", str(data)], capsys)
-    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert code == 3 and len(err.strip().splitlines()) == 1
     assert "tile_000.png: mask ids [" in err and "no taxonomy was given" in err
     classes = [{"id": i, "name": f"c{i}", "color": [i, i, i]} for i in range(9)]
     (tmp_path / "mine.json").write_text(json.dumps({"classes": classes}))
@@ -305,7 +305,7 @@ def test_inspect_errors_when_every_label_was_skipped(
         label = tmp_path / "labels" / "flood_00000000_pre_disaster.json"
     code, _, err = run_cli(["data", "inspect", str(tmp_path)], capsys)
     lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1, err
+    assert code == 3 and len(lines) == 1, err
     assert f"{tmp_path}: every label was skipped, so every mask is empty; e.g. {label}:" in lines[0]
 
 

@@ -126,14 +126,14 @@ def test_raster_info_describes_without_pixels(tmp_path: Path) -> None:
     }
 
 
-def test_large_rasters_are_tiled_and_small_ones_are_not(tmp_path: Path) -> None:
+def test_rasters_are_tiled_and_compress_none_is_uncompressed(tmp_path: Path) -> None:
     write_raster(tmp_path / "big.tif", np.zeros((520, 600), np.uint8))
     write_raster(tmp_path / "small.tif", np.zeros((100, 100), np.uint8), compress=None)
     with rasterio.open(tmp_path / "big.tif") as src:
         assert src.profile["tiled"] and src.profile["blockxsize"] == 256
         assert src.compression.value == "DEFLATE"
     with rasterio.open(tmp_path / "small.tif") as src:
-        assert not src.profile["tiled"] and src.compression is None
+        assert src.profile["tiled"] and src.compression is None
 
 
 def test_bad_write_arguments(tmp_path: Path) -> None:

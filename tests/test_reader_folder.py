@@ -125,11 +125,13 @@ def test_instance_maps(tmp_path: Path, rng: np.random.Generator, ext: str) -> No
         assert scene.instances.max() > 1
 
 
-def test_missing_instance_map_is_reported(tmp_path: Path, rng: np.random.Generator) -> None:
-    make_folder_dataset(tmp_path, rng, n=2, mask_style="binary01", instances=".png")
+def test_missing_instance_map_is_derived(tmp_path: Path, rng: np.random.Generator) -> None:
+    truth = make_folder_dataset(tmp_path, rng, n=2, mask_style="binary01", instances=".png")
     (tmp_path / "instances" / "tile_001.png").unlink()
-    with pytest.raises(DataError, match=r"1 images have no instance map in .*, e\.g\. tile_001"):
-        FolderReader(tmp_path)
+    given, derived = FolderReader(tmp_path)
+    np.testing.assert_array_equal(given.instances, truth[given.name].instances)
+    assert derived.instances is not None and derived.instances.dtype == np.int32
+    np.testing.assert_array_equal(derived.instances > 0, derived.mask == 1)
 
 
 def test_other_folder_names_tiff_and_mask_suffix(tmp_path: Path, rng: np.random.Generator) -> None:

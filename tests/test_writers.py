@@ -269,13 +269,13 @@ def test_failure_mid_write_leaves_no_manifest_and_no_partial_files(
     real_save = writers_base.save_array
     calls = {"n": 0}
 
-    def failing_save(path: Path, array: np.ndarray, georef: object) -> None:
+    def failing_save(path: Path, array: np.ndarray, georef: object, classes: object) -> None:
         calls["n"] += 1
         if calls["n"] == 8:  # second sample, third file (its label)
             with atomic_path(path) as tmp:
                 tmp.write_bytes(b"half a png")
                 raise OSError("disk full")
-        real_save(path, array, georef)  # type: ignore[arg-type]
+        real_save(path, array, georef, classes)  # type: ignore[arg-type]
 
     monkeypatch.setattr(writers_base, "save_array", failing_save)
     samples = _samples(rng, 2)

@@ -16,7 +16,7 @@ from changen.cli.export import export
 from changen.cli.gallery import gallery
 from changen.cli.generate import generate
 from changen.cli.simulate import simulate
-from changen.errors import ChangenError
+from changen.errors import USAGE_EXIT, ChangenError
 
 app = typer.Typer(
     name="changen",
@@ -57,24 +57,27 @@ _USAGE_ERROR = cast(
 )
 
 
-def _fail(message: str) -> NoReturn:
-    """Print ``error: MESSAGE`` (never read as rich markup) on stderr and exit with status 2."""
+def _fail(message: str, status: int = USAGE_EXIT) -> NoReturn:
+    """Print ``error: MESSAGE`` (never read as rich markup) on stderr and exit with
+    ``status``."""
     Console(stderr=True).print(
         f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True
     )
-    sys.exit(2)
+    sys.exit(status)
 
 
 def main() -> None:
-    """Console entry point: user mistakes (a :class:`ChangenError`, or an option the parser
-    rejects) print one line on stderr and exit with status 2."""
+    """Console entry point: user mistakes print one line on stderr and exit with status 2
+    (:data:`~changen.errors.USAGE_EXIT`: an option the parser rejects, a wrong or inconsistent
+    option) or 3 (:data:`~changen.errors.DATA_EXIT`: input files malformed or unreadable, an
+    output that cannot be written); see :mod:`changen.errors`."""
     try:
         code = app(standalone_mode=False)
     except ChangenError as e:
-        _fail(str(e))
+        _fail(str(e), e.exit_code)
     except _USAGE_ERROR as e:
         if type(e).__name__ == "NoArgsIsHelpError":  # typer has printed the help already
-            sys.exit(2)
+            sys.exit(USAGE_EXIT)
         ctx = getattr(e, "ctx", None)
         command = "changen" if ctx is None else ctx.command_path
         message = e.format_message()  # type: ignore[attr-defined]  # click's exception API

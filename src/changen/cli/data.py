@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from changen.cli import options
+from changen.cli import jsonout, options
 from changen.cli.progress import rich_sink
 
 app = typer.Typer(help="Inspect, convert and generate datasets.", no_args_is_help=True)
@@ -74,20 +74,40 @@ def inspect(
 
 @app.command()
 def convert(
-    src: Path = typer.Argument(..., help="Source change dataset."),
+    src: Path = typer.Argument(..., help="Source dataset (change or single-temporal)."),
     dst: Path = typer.Argument(..., help="Output folder."),
-    layout: str = typer.Option(..., help="Output layout: levircd, second or geotiff."),
+    layout: str = typer.Option(
+        ...,
+        help="Output layout: levircd, second, second_rgb or geotiff for change datasets; "
+        "folder (images/ masks/ [instances/]) for single-temporal ones.",
+    ),
     format: str | None = typer.Option(None, "--format", "-f", help="Force the source format."),
     taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the source masks."),
     split: str | None = typer.Option(None, help="Convert only this split (e.g. train)."),
+    label_values: str | None = options.LABEL_VALUES,
+    binary_threshold: int | None = options.BINARY_THRESHOLD,
     overwrite: bool = typer.Option(False, help="Replace what the folder holds (once complete)."),
+    as_json: bool = jsonout.JSON,
 ) -> None:
-    """Convert a change dataset between layouts (levircd, second, geotiff)."""
+    """Convert a dataset between layouts: change datasets to levircd, second(_rgb) or geotiff,
+    single-temporal ones to a plain folder."""
     from changen.data.convert import convert as convert_dataset
 
+    labels = options.label_options(src, format, label_values, binary_threshold)
     manifest = convert_dataset(
-        src, dst, layout, format=format, taxonomy=taxonomy, overwrite=overwrite, split=split
+        src,
+        dst,
+        layout,
+        format=format,
+        taxonomy=taxonomy,
+        overwrite=overwrite,
+        split=split,
+        **labels,
     )
+    if as_json:
+        counts = manifest["counts"]
+        jsonout.emit({"out": dst, "layout": layout, "samples": counts["samples"], "counts": counts})
+        return
     typer.echo(f"wrote {manifest['counts']['samples']} samples to {dst} ({layout})")
 
 
@@ -99,9 +119,13 @@ def sample_world(
     seed: int = typer.Option(0, min=0, help="Random seed."),
     pairs: bool = typer.Option(False, help="Write true change pairs (LEVIR-CD layout)."),
     overwrite: bool = typer.Option(False, help="Replace what the folder holds (once complete)."),
+    as_json: bool = jsonout.JSON,
 ) -> None:
     """Render the procedural sample world: aerial-looking scenes with OpenEarthMap classes."""
     from changen.data.world import write_sample_world
 
     root = write_sample_world(out, n, seed, size=size, pairs=pairs, overwrite=overwrite)
+    if as_json:
+        jsonout.emit({"out": root, "items": n, "kind": "change" if pairs else "scene"})
+        return
     typer.echo(f"wrote {n} {'change pairs' if pairs else 'scenes'} to {root}")

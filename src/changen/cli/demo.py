@@ -9,7 +9,8 @@ It writes, under ``--out`` (default ``./changen-demo``)::
 The default synthesizer is the small Changen GAN checkpoint shipped in the package
 (``changen/assets/demo_gan/``, trained on the sample world by the project's own recipe);
 ``--synthesizer`` runs any other one (``copy_paste``, ``inpaint``, a checkpoint folder — a
-diffusion one sampled as ``--sampling-steps``, ``--sampler`` and ``--switch`` say).
+diffusion one sampled as ``--sampling-steps``, ``--sampler``, ``--switch``, ``--n-max`` and
+``--n-min`` say).
 
 The demo folder is built in place (its dataset records the source's path) under the writer
 lock of ``--out``; a demo that fails leaves what was there before — nothing, or with
@@ -22,21 +23,17 @@ from __future__ import annotations
 import time
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
-from changen.cli import options
+from changen.cli import jsonout, options
 from changen.data.staging import output_in_place
 from changen.errors import ConfigError
-from changen.events import (
-    OPENEARTHMAP_KERNEL,
-    ChangeProcess,
-    CreateConfig,
-    EventSpec,
-    ReclassConfig,
-    RemoveConfig,
-)
+
+if TYPE_CHECKING:
+    from changen.events import ChangeProcess
 
 BUILDING, TREE = 8, 5
 OPEN_LAND = (1, 2, 3, 7)  # bareland, rangeland, developed, agriculture
@@ -51,6 +48,15 @@ def demo_process() -> ChangeProcess:
     """The demo's events on OpenEarthMap classes: new buildings on open land, buildings and
     trees removed (filled with the surrounding class), objects re-classed by the OpenEarthMap
     kernel."""
+    from changen.events import (
+        OPENEARTHMAP_KERNEL,
+        ChangeProcess,
+        CreateConfig,
+        EventSpec,
+        ReclassConfig,
+        RemoveConfig,
+    )
+
     return ChangeProcess(
         (
             EventSpec(
@@ -101,15 +107,18 @@ def demo(
     sampling_steps: int | None = options.SAMPLING_STEPS,
     sampler: str | None = options.SAMPLER,
     switch: float | None = options.SWITCH,
+    n_max: int | None = options.N_MAX,
+    n_min: int | None = options.N_MIN,
     overwrite: bool = typer.Option(
         False, help="Replace what --out holds (kept until the new demo is complete)."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    as_json: bool = jsonout.JSON,
 ) -> None:
     """Run the whole pipeline on the built-in sample world: scenes, change events, synthesis,
     a LEVIR-CD-style dataset with provenance, and its HTML gallery."""
     from changen.cli.gallery import write_gallery
-    from changen.cli.generate import summary
+    from changen.cli.generate import summary, summary_json
     from changen.cli.progress import rich_sink
     from changen.data.world import write_sample_world
     from changen.generation import GenerationConfig, RunOptions, generate_dataset
@@ -123,11 +132,19 @@ def demo(
             synthesizer=spec,
             process=demo_process(),
             seed=seed,
-            synthesizer_options=options.sampling_options(sampling_steps, sampler, switch),
+            synthesizer_options=options.sampling_options(
+                sampling_steps, sampler, switch, n_max, n_min
+            ),
         )
-        with rich_sink(progress, unit="samples") as sink:
+        with rich_sink(progress and not as_json, unit="samples") as sink:
             result = generate_dataset(config, root / "dataset", RunOptions(workers=workers), sink)
         page = write_gallery(result.out)
+    if as_json:
+        seconds = round(time.perf_counter() - start, 3)
+        gallery = page.resolve()
+        extra = {"source": source, "gallery": gallery, "total_seconds": seconds}
+        jsonout.emit(summary_json(result, "levircd") | extra)
+        return
     console = Console()
     console.print(summary(result, "levircd"), highlight=False, soft_wrap=True)
     console.print(

@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from changen.cli import options
+from changen.cli import jsonout, options
 from changen.cli.progress import rich_sink
 from changen.cli.runs import run_folder
 from changen.errors import ConfigError
@@ -147,6 +147,7 @@ def _run(
     overwrite: bool,
     progress: bool,
     labels: dict[str, Any],
+    as_json: bool = False,
 ) -> None:
     """Train into run folder ``out`` once the data open (:mod:`changen.cli.runs`: locked,
     and a failed new run leaves what was there before)."""
@@ -178,6 +179,17 @@ def _run(
             progress=sink,
             sources=sources,
         )
+    if as_json:
+        jsonout.emit(
+            {
+                "out": out,
+                "step": result.step,
+                "checkpoint": result.checkpoint,
+                "backbone_tensors": result.backbone_tensors,
+                "val": None if result.val is None else result.val.summary(),
+            }
+        )
+        return
     line = f"trained {result.step} steps; checkpoint {result.checkpoint}"
     if result.backbone_tensors is not None:
         loaded = f"loaded {result.backbone_tensors} backbone tensors"
@@ -241,8 +253,11 @@ def train(
     binary_threshold: int | None = options.BINARY_THRESHOLD,
     split: str | None = options.SPLIT,
     progress: bool = options.PROGRESS,
+    as_json: bool = jsonout.JSON,
 ) -> None:
     """Train a change detector: supervised on change pairs, or STAR / G-STAR on scenes."""
+    options.check_dataset(data, format)  # before torch is imported
+    options.require_paths(val)
     config = _train_config(
         model,
         backbone,
@@ -287,6 +302,7 @@ def train(
         overwrite,
         progress,
         labels,
+        as_json,
     )
 
 
@@ -329,8 +345,11 @@ def finetune(
     binary_threshold: int | None = options.BINARY_THRESHOLD,
     split: str | None = options.SPLIT,
     progress: bool = options.PROGRESS,
+    as_json: bool = jsonout.JSON,
 ) -> None:
     """Fine-tune a trained detector (weights only) on --train-fraction of a dataset."""
+    options.check_dataset(data, format)  # before torch is imported
+    options.require_paths(val)
     from changen.engine.checkpoint import load_config
     from changen.engine.run import resolve_checkpoint
 
@@ -384,6 +403,7 @@ def finetune(
         overwrite,
         progress,
         labels,
+        as_json,
     )
 
 
@@ -434,7 +454,7 @@ def evaluate(
     precision: str = PRECISION,
     threshold: float = THRESHOLD,
     csv: Path | None = typer.Option(
-        None, help="Per-image CSV. (default: eval_<data folder>.csv here)"
+        None, help="Write per-image scores to this CSV file. (default: none written)"
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     label_values: str | None = options.LABEL_VALUES,
@@ -442,14 +462,14 @@ def evaluate(
     progress: bool = options.PROGRESS,
 ) -> None:
     """Precision, recall, F1 and IoU of the change class over the whole split, + per image."""
-    from changen.data.atomic import write_text_atomic
-    from changen.detectors.data import ChangePairDataset, SegSpec
-    from changen.detectors.evaluate import evaluate_detector
-
     chosen = {"split": split} if split else {}
     reader = options.open_data(data, format, taxonomy, label_values, binary_threshold, **chosen)
     if reader.kind != "change":
         raise ConfigError(f"{data}: evaluation needs a change dataset, got a {reader.kind} one")
+    from changen.data.atomic import write_text_atomic
+    from changen.detectors.data import ChangePairDataset, SegSpec
+    from changen.detectors.evaluate import evaluate_detector
+
     model = load_model(ckpt, official_weights, backbone)
     dev = options.resolve_device(device)
     model.to(dev)
@@ -464,13 +484,16 @@ def evaluate(
             threshold=threshold,
             progress=sink,
         )
-    csv_path = csv or Path(f"eval_{Path(data).resolve().name}.csv")
-    write_text_atomic(csv_path, result.per_image_csv())
+    if csv is not None:
+        write_text_atomic(csv, result.per_image_csv())
     if as_json:
-        typer.echo(json.dumps(result.summary() | {"per_image_csv": str(csv_path)}))
+        typer.echo(
+            json.dumps(result.summary() | {"per_image_csv": None if csv is None else str(csv)})
+        )
         return
     _print_scores(result, f"{data} ({len(dataset)} images)")
-    typer.echo(f"per-image scores: {csv_path}")
+    if csv is not None:
+        typer.echo(f"per-image scores: {csv}")
 
 
 @app.command()
@@ -499,9 +522,11 @@ def predict(
     preview: bool = typer.Option(True, "--preview/--no-preview", help="Write CHANGE.preview.png."),
     overwrite: bool = typer.Option(False, help="Replace an existing change map."),
     progress: bool = options.PROGRESS,
+    as_json: bool = jsonout.JSON,
 ) -> None:
     """Change map of an image pair of any size, streamed window by window; GeoTIFF keeps its
     georeference, and nothing is left behind if the run fails."""
+    options.require_paths(t1, t2, reason="file not found")  # before torch is imported
     from changen.detectors.inference import predict_files
 
     model = load_model(ckpt, official_weights, backbone)
@@ -524,6 +549,11 @@ def predict(
             overwrite=overwrite,
             progress=sink,
         )
+    if as_json:
+        fields = ("out", "probability", "preview", "changed_fraction")
+        summary = {name: getattr(result, name) for name in fields}
+        jsonout.emit(summary | {"georeferenced": result.georef is not None})
+        return
     extra = "".join(f" and {p}" for p in (result.probability, result.preview) if p)
     geo = " (georeferenced)" if result.georef is not None else ""
     typer.echo(f"wrote {result.out}{geo}{extra}: {100 * result.changed_fraction:.2f}% changed")

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from changen.cli import options
 from changen.cli.progress import rich_sink
 
 app = typer.Typer(help="Evaluate synthetic data.", no_args_is_help=True)
@@ -92,6 +93,10 @@ def fidelity(
     ),
 ) -> None:
     """FID and KID of --fake against --real; IS when the weights include the classifier."""
+    # the missing paths that compute_fidelity reports, reported before torch is imported
+    pass_folder = "no such folder; pass a folder of images or a change dataset"
+    options.require_paths(real, fake, reason=pass_folder)
+    options.require_paths(change_masks, reason="no such folder of change masks")
     from changen.metrics.fidelity import FidelityConfig, compute_fidelity
 
     config = FidelityConfig(

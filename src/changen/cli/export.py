@@ -35,6 +35,7 @@ def export(
     """Export a change dataset with torchange's fields (t1_image, t2_image, t1_mask, t2_mask,
     change_mask as PNG bytes, image_name, split, provenance): Parquet per split, the Hub's
     data/ layout with a card, or WebDataset tar shards."""
+    options.check_dataset(dataset, format)  # before torch is imported
     from changen.generation.export import export_dataset
 
     with rich_sink(progress and not as_json, unit="pairs", transient=True) as sink:

@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from changen.cli import jsonout
+from changen.cli.options import check_dataset
 from changen.errors import DataError
 from changen.sample import Taxonomy
 
@@ -53,8 +55,13 @@ def gallery(
     thumb: int = typer.Option(160, min=16, help="Thumbnail size in pixels."),
     format: str | None = typer.Option(None, "--format", "-f", help="Force the dataset format."),
     taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the masks."),
+    as_json: bool = jsonout.JSON,
 ) -> None:
     """Write a static HTML gallery: t1/t2 thumbnails, coloured masks, change overlay, events,
     filters by event type."""
+    check_dataset(dataset, format)  # before torch is imported
     page = write_gallery(dataset, out, limit=limit, format=format, taxonomy=taxonomy, thumb=thumb)
+    if as_json:
+        jsonout.emit({"page": page.resolve(), "url": page.resolve().as_uri()})
+        return
     typer.echo(f"gallery: {page.resolve().as_uri()}")

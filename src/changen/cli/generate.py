@@ -4,27 +4,28 @@ A thin layer over :func:`changen.generation.generate_dataset`: the event flags (
 ``ChangeProcess`` JSON given to ``--events``) become the process, the other flags the
 :class:`~changen.generation.GenerationConfig` and :class:`~changen.generation.RunOptions`.
 A rich progress bar shows samples/s and the ETA; a summary says what was written where.
-``--sampling-steps``, ``--sampler`` and ``--switch`` go to a diffusion synthesizer (others
-refuse them); ``--unlabeled`` runs the events on class-agnostic objects (Changen2's unlabeled
-mode, for a contour-conditioned diffusion checkpoint or the learning-free synthesizers).
+``--sampling-steps``, ``--sampler``, ``--switch``, ``--n-max`` and ``--n-min`` go to a
+diffusion synthesizer (others refuse them); ``--unlabeled`` runs the events on class-agnostic
+objects (Changen2's unlabeled mode, for a contour-conditioned diffusion checkpoint or the
+learning-free synthesizers).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from changen.cli import options
+from changen.cli import jsonout, options
 from changen.cli.progress import rich_sink
 from changen.errors import ConfigError
 
 if TYPE_CHECKING:
     from changen.data.readers.pooled import SourceEntry
-    from changen.generation import GenerationResult, SplitSpec
+    from changen.generation import GenerationConfig, GenerationResult
 
 
 def summary(result: GenerationResult, layout: str) -> str:
@@ -80,14 +81,10 @@ def source_entries(
     return tuple(entries)
 
 
-def split_options(
-    split: str | None, source_split: str | None
-) -> tuple[SplitSpec | None, str | None]:
-    """``--split`` as output shares (``train=0.8,val=0.2``) or, without ``=``, as the source
-    split to read (like ``--split`` of the other commands); ``--source-split`` names the
-    latter explicitly."""
-    from changen.generation import SplitSpec
-
+def split_options(split: str | None, source_split: str | None) -> tuple[str | None, str | None]:
+    """``--split`` as output shares (``train=0.8,val=0.2``, returned as text for
+    :meth:`SplitSpec.parse`) or, without ``=``, as the source split to read (like ``--split``
+    of the other commands); ``--source-split`` names the latter explicitly."""
     if split is None or "=" not in split:
         if split is not None and source_split is not None:
             raise ConfigError(
@@ -95,10 +92,99 @@ def split_options(
                 f"split; give one, or give --split as shares (train=0.8,val=0.2)"
             )
         return None, source_split or split
-    return SplitSpec.parse(split), source_split
+    return split, source_split
+
+
+#: Options that say how a run executes, not what it makes: the only ones ``--config`` takes.
+RUN_OPTIONS = frozenset(
+    {
+        "out",
+        "config_file",
+        "executor",
+        "address",
+        "workers",
+        "batch_size",
+        "threads",
+        "actors",
+        "num_gpus",
+        "device",
+        "resume",
+        "overwrite",
+        "progress",
+        "as_json",
+    }
+)
+
+
+def summary_json(result: GenerationResult, layout: str) -> dict[str, Any]:
+    """The ``--json`` summary: counts, seconds, where the output and its card are, per-split
+    pairs."""
+    s = result.stats
+    written = result.manifest["counts"].get("splits", {})
+    planned = result.manifest["provenance"].get("plan", {}).get("split_counts", {})
+    return {
+        "out": result.out,
+        "layout": layout,
+        "samples": s.samples,
+        "pairs": s.pairs,
+        "nochange": s.nochange,
+        "negatives": s.negatives,
+        "skipped": s.skipped,
+        "restored": result.restored,
+        "seconds": round(s.seconds, 3),
+        "splits": {name: written.get(name, {}).get("samples", 0) for name in planned},
+        "card": result.card,
+        "config": result.out / "generation.json",
+    }
+
+
+def rerun_config(ctx: typer.Context, path: Path, device: str | None) -> GenerationConfig:
+    """The config of ``--config generation.json``; options that would change what the run
+    makes are refused (edit the file's ``request`` instead); ``--device`` replaces its
+    device."""
+    from dataclasses import replace
+
+    from changen.generation.rerun import config_from_request, read_request
+
+    given = []
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name or "")
+        if param.name not in RUN_OPTIONS and source is not None and source.name == "COMMANDLINE":
+            given.append(param.opts[0] if param.opts else str(param.name))
+    if given:
+        raise ConfigError(
+            f"--config {path} reruns that dataset as it was made; drop {', '.join(given)} "
+            f'(or edit the file\'s "request")'
+        )
+    config = config_from_request(read_request(path), path)
+    if device is None:
+        return config
+    opts = {**config.synthesizer_options, "device": options.resolve_device(device)}
+    return replace(config, synthesizer_options=opts)
+
+
+def run_generation(
+    config: GenerationConfig, out: Path, run: dict[str, Any], progress: bool, as_json: bool
+) -> None:
+    """Run ``config`` into ``out`` with ``run`` (:class:`RunOptions` fields) and a progress bar
+    (on stderr), warn about events that never fired, then print the summary (or its JSON)."""
+    from changen.events.policy import unfired_warnings
+    from changen.generation import RunOptions, generate_dataset
+    from changen.generation.shards import read_rows
+
+    with rich_sink(progress and not as_json, unit="samples") as sink:
+        result = generate_dataset(config, out, RunOptions(**run), sink)
+        counts = Counter(e["event"] for row in read_rows(result.out) for e in row["events"])
+        for warning in unfired_warnings(config.process, counts):
+            sink.note(warning)
+    if as_json:
+        jsonout.emit(summary_json(result, config.layout))
+    else:
+        Console().print(summary(result, config.layout), highlight=False, soft_wrap=True)
 
 
 def generate(
+    ctx: typer.Context,
     sources: list[Path] = typer.Argument(
         None,
         help="Single-temporal labelled dataset(s), format detected; several are pooled.",
@@ -161,22 +247,14 @@ def generate(
     sampling_steps: int | None = options.SAMPLING_STEPS,
     sampler: str | None = options.SAMPLER,
     switch: float | None = options.SWITCH,
+    n_max: int | None = options.N_MAX,
+    n_min: int | None = options.N_MIN,
     unlabeled: str = options.UNLABELED,
     shard_size: int = typer.Option(64, min=1, help="Samples committed at a time."),
-    sources_file: Path | None = typer.Option(
-        None,
-        "--sources",
-        help='JSON list of sources [{"path", "format", "gsd", "binary_threshold"}] to pool.',
-    ),
-    gsd: float | None = typer.Option(
-        None, help="Resample sources to GSD metres per pixel first (e.g. 0.5 for LEVIR-CD)."
-    ),
-    source_gsd: float | None = typer.Option(
-        None, help="GSD of sources whose files carry no georeference (with --gsd)."
-    ),
-    binary_threshold: int | None = typer.Option(
-        None, min=0, help="Read grey 0/255 masks as mask > N (folder sources), e.g. 127."
-    ),
+    sources_file: Path | None = options.SOURCES_FILE,
+    gsd: float | None = options.GSD,
+    source_gsd: float | None = options.SOURCE_GSD,
+    binary_threshold: int | None = options.SOURCE_THRESHOLD,
     format: str | None = typer.Option(None, "--format", "-f", help="Force the source format."),
     taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the source masks."),
     limit: int | None = typer.Option(None, min=1, help="Use only the first N source items."),
@@ -192,22 +270,42 @@ def generate(
     resume: bool = typer.Option(False, help="Finish an interrupted run in --out."),
     overwrite: bool = typer.Option(False, help="Replace what --out holds."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    config_file: Path | None = typer.Option(
+        None,
+        "--config",
+        help="Rerun a dataset exactly from its generation.json (same sources, events, seed, "
+        "synthesizer); only run options (--out, --workers, --device, …) go with it.",
+    ),
+    as_json: bool = jsonout.JSON,
 ) -> None:
     """Generate a change dataset: simulate events on the source masks, synthesise post-event
     images, write shards (resumable) with provenance and a dataset card."""
     from changen.data.readers.pooled import open_sources
-    from changen.events.policy import unfired_warnings
-    from changen.generation import GenerationConfig, RunOptions, generate_dataset
-    from changen.generation.shards import read_rows
-    from changen.synthesis.nuisance import nuisance_config
 
     if resume and overwrite:
         raise ConfigError("--resume keeps what --out holds and --overwrite deletes it; pick one")
-    splits, read_split = split_options(split, source_split)
+    run: dict[str, Any] = {  # RunOptions' fields; changen.generation is imported after the checks
+        "executor": executor,
+        "workers": workers,
+        "batch_size": batch_size,
+        "threads": threads,
+        "synth_actors": actors,
+        "num_gpus": num_gpus,
+        "address": address,
+        "resume": resume,
+        "overwrite": overwrite,
+    }
+    if config_file is not None:
+        run_generation(rerun_config(ctx, config_file, device), out, run, progress, as_json)
+        return
+    shares, read_split = split_options(split, source_split)
     entries = source_entries(
         sources or [], sources_file, format, source_gsd, binary_threshold, read_split
     )
-    reader = open_sources(entries, taxonomy, gsd)
+    reader = open_sources(entries, taxonomy, gsd)  # a wrong source fails here, before torch
+    from changen.generation import GenerationConfig, SplitSpec
+    from changen.synthesis.nuisance import nuisance_config
+
     process = options.change_process(
         events,
         reader.taxonomy,
@@ -237,29 +335,13 @@ def generate(
         shard_size=shard_size,
         synthesizer_options={
             "device": options.resolve_device(device),
-            **options.sampling_options(sampling_steps, sampler, switch),
+            **options.sampling_options(sampling_steps, sampler, switch, n_max, n_min),
         },
         nuisance=nuisance_config(nuisance),
         donors=donors,
         negatives=negatives,
         gsd=gsd,
-        splits=splits,
+        splits=None if shares is None else SplitSpec.parse(shares),
         unlabeled=unlabeled,  # type: ignore[arg-type]  # checked by GenerationConfig.check
     )
-    run = RunOptions(
-        executor=executor,
-        workers=workers,
-        batch_size=batch_size,
-        threads=threads,
-        synth_actors=actors,
-        num_gpus=num_gpus,
-        address=address,
-        resume=resume,
-        overwrite=overwrite,
-    )
-    with rich_sink(progress, unit="samples") as sink:
-        result = generate_dataset(config, out, run, sink)
-        counts = Counter(e["event"] for row in read_rows(result.out) for e in row["events"])
-        for warning in unfired_warnings(process, counts):
-            sink.note(warning)
-    Console().print(summary(result, layout), highlight=False, soft_wrap=True)
+    run_generation(config, out, run, progress, as_json)

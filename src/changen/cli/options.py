@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from changen.errors import ConfigError
+from changen.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from changen.data.readers.base import Reader
@@ -34,6 +34,27 @@ SAVE_EVERY = typer.Option(None, min=0, help="Steps between checkpoints (0: the f
 KEEP = typer.Option(None, min=1, help="Step checkpoints kept.")
 RESUME = typer.Option(False, help="Continue the run in --out from its newest checkpoint.")
 PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")
+
+
+def require_paths(*paths: str | Path | None, reason: str = "no such file or folder") -> None:
+    """Raise ``DataError("PATH: reason")`` for the first path given that does not exist, so
+    that a command fails on it before importing torch and the models."""
+    for path in paths:
+        if path is not None and not Path(path).exists():
+            raise DataError(f"{path}: {reason}")
+
+
+def check_dataset(path: str | Path, format: str | None) -> None:
+    """Raise the reader's one-line error if ``path`` is missing, empty, of no known layout or
+    ``format`` is unknown: listing folders only, so a command fails here before importing
+    torch and the models."""
+    from changen.data.readers import detect_format, reader_class
+
+    require_paths(path)
+    if format is None:
+        detect_format(path)
+    else:
+        reader_class(format)
 
 
 def run_settings(**given: Any) -> dict[str, Any]:
@@ -78,6 +99,20 @@ SWITCH = typer.Option(
     help="Fraction of diffusion steps that keep unchanged regions to the pre-event image; after "
     "it they vary freely (ChangeAnywhere's two phases). (default: 1)",
 )
+N_MAX = typer.Option(
+    None,
+    "--n-max",
+    min=1,
+    help="ChangeAnywhere's N_max: start from the pre-event latent noised to this step of the "
+    "--sampling-steps (a shorter run). (default: all steps, from pure noise)",
+)
+N_MIN = typer.Option(
+    None,
+    "--n-min",
+    min=0,
+    help="ChangeAnywhere's N_min: the last steps that denoise the whole latent freely; sets "
+    "--switch to (N_max - N_min) / N_max, so give one of the two. (default: 0)",
+)
 UNLABELED = typer.Option(
     "none",
     help="Class-agnostic mode: 'instances' (the dataset's instance maps, e.g. SAM), 'slic' or "
@@ -87,11 +122,20 @@ UNLABELED = typer.Option(
 
 
 def sampling_options(
-    steps: int | None, sampler: str | None, switch: float | None
+    steps: int | None,
+    sampler: str | None,
+    switch: float | None,
+    n_max: int | None = None,
+    n_min: int | None = None,
 ) -> dict[str, Any]:
     """The diffusion sampling flags that were given, as synthesizer options
-    (:data:`changen.synthesis.SAMPLING_OPTIONS`)."""
-    given = {"steps": steps, "sampler": sampler, "switch": switch}
+    (:data:`changen.synthesis.SAMPLING_OPTIONS`); ``--n-min`` and ``--switch`` say the same
+    thing two ways, so only one may be given."""
+    if switch is not None and n_min is not None:
+        raise ConfigError(
+            "--switch and --n-min both set where unchanged regions start to vary; give one"
+        )
+    given = {"steps": steps, "sampler": sampler, "switch": switch, "n_max": n_max, "n_min": n_min}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -133,6 +177,26 @@ SPLIT = typer.Option(
     "--split",
     help="Read only this split of the source (e.g. train, val, test: split folders, LoveDA "
     "Train/Val, list files); an unknown name lists the splits the source has.",
+)
+
+
+SOURCES_FILE = typer.Option(
+    None,
+    "--sources",
+    help='JSON list of sources [{"path", "format", "gsd", "binary_threshold", "split"}] to '
+    "pool (paths relative to the file).",
+)
+GSD = typer.Option(
+    None, help="Resample sources to GSD metres per pixel first (e.g. 0.5 for LEVIR-CD)."
+)
+SOURCE_GSD = typer.Option(
+    None, help="GSD of sources whose files carry no georeference (with --gsd)."
+)
+SOURCE_THRESHOLD = typer.Option(
+    None,
+    "--binary-threshold",
+    min=0,
+    help="Read grey 0/255 building masks as mask > N (mask-folder sources), e.g. 127.",
 )
 
 

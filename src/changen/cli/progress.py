@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -57,7 +58,9 @@ class RichProgress:
         return advance
 
     def note(self, text: str) -> None:
-        self.progress.console.print(text, highlight=False, soft_wrap=True)
+        """Print ``text`` above the bar as it is (never read as rich markup: a hint such as
+        ``pip install "changen[metrics]"`` keeps its brackets)."""
+        self.progress.console.print(escape(text), highlight=False, soft_wrap=True)
 
 
 def progress_bar(enabled: bool = True, transient: bool = False) -> Progress:

@@ -14,17 +14,21 @@ command, and a new run that fails before its first checkpoint leaves no folder b
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from changen.cli import options
+from changen.cli import jsonout, options
 from changen.cli.options import parse_range
 from changen.cli.progress import rich_sink
 from changen.cli.runs import run_folder
 from changen.errors import ConfigError
+
+if TYPE_CHECKING:
+    from changen.data.readers.base import Reader
 
 OPTION_NAMES = {"gan": "--gan-config", "events": "--events (and the other event options)"}
 
@@ -43,18 +47,41 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
-def _events(
-    data: str | None, format: str | None, taxonomy: str | None, **flags: Any
-) -> dict[str, Any] | None:
+def data_spec(
+    data: list[str] | None,
+    sources_file: Path | None,
+    format: str | None,
+    taxonomy: str | None,
+    split: str | None,
+    binary_threshold: int | None,
+) -> tuple[str | list[dict[str, Any]] | None, Reader[Any] | None]:
+    """The training config's ``data`` and its reader, opened now so that a wrong path fails
+    before torch is imported: one plain DATA stays a path; several, ``--sources`` or
+    ``--binary-threshold`` become source entries with absolute paths, pooled as ``generate``
+    pools them. ``(None, None)`` when no data is named (``--resume``)."""
+    from changen.cli.generate import source_entries
+    from changen.data.readers.pooled import open_data_spec
+
+    if not data and sources_file is None:
+        return None, None
+    spec: str | list[dict[str, Any]]
+    if data and len(data) == 1 and sources_file is None and binary_threshold is None:
+        spec = data[0]
+        return spec, open_data_spec(spec, format, taxonomy, split)
+    entries = source_entries(
+        [Path(d) for d in data or []], sources_file, format, None, binary_threshold, split
+    )
+    spec = [dataclasses.asdict(e) | {"path": str(Path(e.path).resolve())} for e in entries]
+    return spec, open_data_spec(spec, taxonomy=taxonomy)
+
+
+def _events(reader: Reader[Any] | None, **flags: Any) -> dict[str, Any] | None:
     """The ``ChangeProcess`` dict of the event options, ``None`` when none was given (the
     trainer then takes the taxonomy's default process)."""
     if all(v is None for v in flags.values()):
         return None
-    if data is None:
+    if reader is None:
         raise ConfigError("event options need DATA (their defaults depend on its taxonomy)")
-    from changen.data.readers import open_dataset
-
-    reader = open_dataset(data, format=format, taxonomy=taxonomy)
     return options.change_process(flags.pop("events"), reader.taxonomy, **flags).to_dict()
 
 
@@ -72,9 +99,14 @@ def _refuse_fixed(given: dict[str, Any], run: dict[str, Any], runtime: tuple[str
 
 @app.command()
 def generator(
-    data: str | None = typer.Argument(
-        None, help="Single-temporal dataset to learn from (required unless --resume)."
+    data: list[str] | None = typer.Argument(
+        None,
+        help="Single-temporal dataset(s) to learn from, several pooled (required unless "
+        "--resume or --sources).",
+        show_default=False,
     ),
+    sources_file: Path | None = options.SOURCES_FILE,
+    binary_threshold: int | None = options.SOURCE_THRESHOLD,
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (new or empty, or --resume)."),
     format: str | None = typer.Option(None, "--format", "-f", help="Force the dataset format."),
     taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the masks."),
@@ -147,6 +179,7 @@ def generator(
     ),
     resume: bool = options.RESUME,
     progress: bool = options.PROGRESS,
+    as_json: bool = jsonout.JSON,
 ) -> None:
     """Train the Changen GAN (bitemporal adversarial learning, events simulated on the fly).
 
@@ -154,6 +187,8 @@ def generator(
     options are those of ``simulate`` / ``generate`` but --steps, --scale, --rotate and --flip,
     which here mean training steps and augmentation (give created objects' scale or rotation
     in an --events JSON file)."""
+    spec, reader = data_spec(data, sources_file, format, taxonomy, split, binary_threshold)
+    pooled = isinstance(spec, list)  # the entries carry format and split
     from changen.engine.config import RunConfig
     from changen.synthesis.gan.train import train_generator
     from changen.synthesis.gan.train_config import (
@@ -164,10 +199,10 @@ def generator(
     )
 
     fields: dict[str, Any] = {
-        "data": data,
-        "format": format,
+        "data": spec,
+        "format": None if pooled else format,
         "taxonomy": taxonomy,
-        "split": split,
+        "split": None if pooled else split,
         "holdout": holdout,
         "preset": preset,
         "width": width,
@@ -184,9 +219,7 @@ def generator(
         "rotate": rotate,
         "transpose": transpose,
         "events": _events(
-            data,
-            format,
-            taxonomy,
+            reader,
             events=events,
             count=count,
             fill=fill,
@@ -215,20 +248,28 @@ def generator(
         _refuse_fixed(given, run, RUNTIME_FIELDS)
         config = resume_config(out, **given, **({"run": run} if run else {}))
     else:
-        if data is None:
+        if spec is None:
             raise ConfigError("DATA is required (the single-temporal dataset to train on)")
         defaults = default_run().to_dict() | {"workers": 2}
         config = GanTrainConfig(**given, run=RunConfig.from_dict(defaults | run))
     with run_folder(out, resume=resume) as run_dir, rich_sink(progress, unit="steps") as sink:
         result = train_generator(config, run_dir, resume=resume, progress=sink)
+    if as_json:
+        jsonout.emit({"run": result.run, "checkpoint": result.checkpoint, "step": result.step})
+        return
     typer.echo(f"trained to step {result.step}; checkpoint {result.checkpoint}")
 
 
 @app.command()
 def diffusion(
-    data: str | None = typer.Argument(
-        None, help="Single-temporal dataset to learn from (required unless --resume)."
+    data: list[str] | None = typer.Argument(
+        None,
+        help="Single-temporal dataset(s) to learn from, several pooled (required unless "
+        "--resume or --sources).",
+        show_default=False,
     ),
+    sources_file: Path | None = options.SOURCES_FILE,
+    binary_threshold: int | None = options.SOURCE_THRESHOLD,
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (new or empty, or --resume)."),
     format: str | None = typer.Option(None, "--format", "-f", help="Force the dataset format."),
     taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the masks."),
@@ -306,12 +347,15 @@ def diffusion(
     ),
     resume: bool = options.RESUME,
     progress: bool = options.PROGRESS,
+    as_json: bool = jsonout.JSON,
 ) -> None:
     """Train a mask-conditioned diffusion model (RS-DiT) on single-temporal scenes.
 
     No events are needed: the model learns P(image | mask); changes come in when it
     synthesises from simulated post-event masks. Run defaults: 2 workers, a checkpoint every
     5000 steps, the newest 3 kept."""
+    spec, _ = data_spec(data, sources_file, format, taxonomy, None, binary_threshold)
+    pooled = isinstance(spec, list)  # the entries carry the format
     from changen.engine.config import RunConfig
     from changen.synthesis.diffusion.train import train_diffusion
     from changen.synthesis.diffusion.train_config import (
@@ -322,8 +366,8 @@ def diffusion(
     )
 
     fields: dict[str, Any] = {
-        "data": data,
-        "format": format,
+        "data": spec,
+        "format": None if pooled else format,
         "taxonomy": taxonomy,
         "holdout": holdout,
         "unlabeled": unlabeled,
@@ -363,12 +407,15 @@ def diffusion(
         _refuse_fixed(given, run, RUNTIME_FIELDS)
         config = resume_config(out, **given, **({"run": run} if run else {}))
     else:
-        if data is None:
+        if spec is None:
             raise ConfigError("DATA is required (the single-temporal dataset to train on)")
         defaults = default_run().to_dict() | {"workers": 2}
         config = DiffusionTrainConfig(**given, run=RunConfig.from_dict(defaults | run))
     with run_folder(out, resume=resume) as run_dir, rich_sink(progress, unit="steps") as sink:
         result = train_diffusion(config, run_dir, resume=resume, progress=sink)
+    if as_json:
+        jsonout.emit({"run": result.run, "checkpoint": result.checkpoint, "step": result.step})
+        return
     typer.echo(f"trained to step {result.step}; checkpoint {result.checkpoint}")
 
 

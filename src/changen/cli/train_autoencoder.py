@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from changen.cli import options
+from changen.cli import jsonout, options
 from changen.cli.progress import rich_sink
 from changen.cli.runs import run_folder
 from changen.errors import ConfigError
@@ -92,12 +92,15 @@ def autoencoder(
     keep: int | None = options.KEEP,
     resume: bool = options.RESUME,
     progress: bool = options.PROGRESS,
+    as_json: bool = jsonout.JSON,
 ) -> None:
     """Train a latent autoencoder (KL or VQ) on image crops; its checkpoints (and the run
     folder) open as a latent space for diffusion training.
 
     Losses need no downloaded weights: L1 (+ edge L1), KL or codebook, optional patch GAN.
     Run defaults: 2 workers, a checkpoint every 2000 steps, the newest 3 kept."""
+    if data is not None:
+        options.check_dataset(data, format)  # before torch is imported
     from changen.engine.config import RunConfig
     from changen.synthesis.diffusion.autoencoder_train import (
         RUNTIME_FIELDS,
@@ -158,4 +161,7 @@ def autoencoder(
         config = AutoencoderTrainConfig(**given, run=RunConfig.from_dict(defaults | run))
     with run_folder(out, resume=resume) as run_dir, rich_sink(progress, unit="steps") as sink:
         result = train_autoencoder(config, run_dir, resume=resume, progress=sink)
+    if as_json:
+        jsonout.emit({"run": result.run, "checkpoint": result.checkpoint, "step": result.step})
+        return
     typer.echo(f"trained to step {result.step}; checkpoint {result.checkpoint}")

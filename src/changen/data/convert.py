@@ -1,7 +1,10 @@
-"""Convert a change-detection dataset from any readable format into one of changen's layouts.
+"""Convert a dataset from any readable format into one of changen's layouts.
 
-Samples keep their names and splits (a sample read from ``train/`` is written to ``train/``);
-the written manifest records where the data came from. The converted dataset is built under a
+Change datasets go to a change layout (:data:`~changen.data.writers.WRITERS`); single-temporal
+datasets (xView2, LoveDA, OpenEarthMap, vector labels, tiles, …) to the ``folder`` layout of
+:class:`~changen.data.writers.SceneFolderWriter` (``images/ masks/ [instances/]``). Samples
+keep their names and splits (a sample read from ``train/`` is written to ``train/``); the
+written manifest records where the data came from. The converted dataset is built under a
 staging name and renamed into place when complete
 (:func:`changen.data.staging.staged_output`): an unreadable sample or a full disk leaves the
 output folder as it was.
@@ -16,7 +19,7 @@ from typing import Any
 from changen.data.output import check_output_dir
 from changen.data.readers import open_dataset
 from changen.data.staging import staged_output
-from changen.data.writers import WRITERS
+from changen.data.writers import WRITERS, DatasetWriter, SceneFolderWriter
 from changen.errors import ConfigError, FormatError
 from changen.sample import Taxonomy
 
@@ -34,16 +37,23 @@ def convert(
     taxonomy: str | Taxonomy | None = None,
     overwrite: bool = False,
     split: str | None = None,
+    **reader_options: Any,
 ) -> dict[str, Any]:
-    """Read the change dataset at ``src`` and write it to ``dst`` in ``layout``.
+    """Read the dataset at ``src`` and write it to ``dst`` in ``layout`` (``folder`` for a
+    single-temporal dataset, a change layout for a change dataset).
 
     ``format`` names the source format (detected when ``None``); ``taxonomy`` (a built-in name
     or a :class:`Taxonomy`) overrides the reader's; ``split`` converts one split only. ``dst``
-    must be absent or empty unless ``overwrite``. Returns the written manifest (layout,
+    must be absent or empty unless ``overwrite``; ``reader_options`` go to the reader (e.g.
+    ``binary_threshold``, ``label_values``). Returns the written manifest (layout,
     taxonomy, counts, provenance).
     """
-    if layout not in WRITERS:
-        raise FormatError(f"unknown output layout {layout!r}; choose one of: {', '.join(WRITERS)}")
+    writers: dict[str, type[DatasetWriter[Any]]] = {
+        **WRITERS,
+        SceneFolderWriter.layout: SceneFolderWriter,
+    }
+    if layout not in writers:
+        raise FormatError(f"unknown output layout {layout!r}; choose one of: {', '.join(writers)}")
     src_path, dst_path = Path(src).resolve(), Path(dst).resolve()
     if _nested(src_path, dst_path):
         raise ConfigError(
@@ -51,16 +61,18 @@ def convert(
             f"converted dataset to a separate folder"
         )
     check_output_dir(dst_path, overwrite)
-    options: dict[str, Any] = {} if split is None else {"split": split}
+    options: dict[str, Any] = dict(reader_options) | ({} if split is None else {"split": split})
     reader = open_dataset(Path(src), format=format, taxonomy=taxonomy, **options)
-    if reader.kind != "change":
+    if reader.kind != writers[layout].kind:
+        fits = SceneFolderWriter.layout if reader.kind == "scene" else ", ".join(WRITERS)
         raise FormatError(
-            f"{src}: {reader.format} is a single-temporal (scene) format; convert "
-            f"reads change datasets — generate change pairs from it instead"
+            f"{src}: a {reader.kind} dataset ({reader.format}) cannot be written as {layout}; "
+            f"choose --layout {fits}"
         )
     provenance: dict[str, Any] = {
         "source": str(src_path),
         "source_format": reader.format,
+        "licence": reader.licence,
         "split": split,
     }
     choice = getattr(reader, "taxonomy_choice", None)
@@ -68,7 +80,7 @@ def convert(
         provenance["taxonomy_choice"] = choice
     with (
         staged_output(dst_path, overwrite=overwrite) as stage,
-        WRITERS[layout](stage, reader.taxonomy, provenance=provenance) as writer,
+        writers[layout](stage, reader.taxonomy, provenance=provenance) as writer,
     ):
         for sample in reader:
             writer.write(sample, split=sample.meta.get("split"))

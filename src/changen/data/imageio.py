@@ -46,11 +46,22 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         )
     if image.ndim == 2:
         return image[..., None]
-    if image.shape[2] == 3:
-        return image[..., ::-1].copy()
+    if image.shape[2] == 3 or (image.shape[2] == 4 and _png_rgb(data)):
+        return image[..., 2::-1].copy()  # an RGB PNG's tRNS chunk is not a 4th band
     if image.shape[2] == 4:
         return image[..., [2, 1, 0, 3]].copy()
     return image
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_RGB = 2  # IHDR colour type: truecolour without alpha
+
+
+def _png_rgb(data: np.ndarray) -> bool:
+    """Whether ``data`` is a PNG whose pixels are RGB without alpha: OpenCV adds an alpha
+    band for its tRNS (transparent colour) chunk, which the file does not store."""
+    head = data[:26].tobytes()
+    return head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and head[25] == _PNG_RGB
 
 
 def _read_tiff(path: Path) -> np.ndarray:

@@ -4,10 +4,16 @@ Arrays are HWC in the file's dtype; bands are 1-based like GDAL. The georeferenc
 :class:`changen.sample.GeoRef` whose CRS is ``"EPSG:<code>"`` (or another authority's
 ``"AUTH:<code>"``) when the CRS matches an authority code exactly, else its WKT. A file that is
 not georeferenced (no CRS, identity transform, no nodata: a plain TIFF or PNG) reads as ``None``.
+
+:func:`write_raster` writes Cloud-Optimised GeoTIFFs (GDAL's ``COG`` driver; a tiled GTiff with
+the same profile where GDAL lacks it): 256² tiles, deflate, internal overviews when a side
+exceeds :data:`OVERVIEWS_FROM`. A class mask written with ``classes`` carries a colour table
+and its class names (see :func:`write_classes`), so GIS tools draw it in the classes' colours.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from pathlib import Path
@@ -18,18 +24,55 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.dtypes import check_dtype
-from rasterio.enums import ColorInterp, Compression
+from rasterio.enums import ColorInterp, Compression, Resampling
 from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from changen.data.atomic import atomic_path
 from changen.errors import ConfigError, DataError
-from changen.sample import GeoRef
+from changen.sample import GeoRef, Taxonomy
 
-#: Rasters at least this wide or high are written tiled (256² blocks) rather than in strips.
-TILED_FROM = 512
+#: Rasters with a side longer than this get internal overviews (2×, 4×, … down to one tile).
+OVERVIEWS_FROM = 512
 _BLOCK = 256
 _PREDICTED = ("deflate", "lzw", "zstd", "lzma")
+
+#: Class id → (name, RGB colour): what a class mask's colour table and names hold.
+ClassTable = dict[int, tuple[str, tuple[int, ...]]]
+
+#: The change label of the LEVIR-CD layouts: 0 unchanged (black), 255 changed (white).
+CHANGE_LABEL_CLASSES: ClassTable = {0: ("unchanged", (0, 0, 0)), 255: ("changed", (255, 255, 255))}
+
+#: The change map of ``detect predict``: 0 unchanged (black), 1 changed (white).
+CHANGE_MAP_CLASSES: ClassTable = {0: ("unchanged", (0, 0, 0)), 1: ("changed", (255, 255, 255))}
+
+
+def taxonomy_classes(taxonomy: Taxonomy) -> ClassTable:
+    """The class table of a taxonomy's masks: every class in its colour, and the ignore id
+    (black: a TIFF colour table has no transparency)."""
+    table: ClassTable = {c.id: (c.name, tuple(c.color)) for c in taxonomy.classes}
+    table.setdefault(taxonomy.ignore, ("ignore", (0, 0, 0)))
+    return table
+
+
+@functools.cache
+def has_cog_driver() -> bool:
+    """True if the installed GDAL writes Cloud-Optimised GeoTIFFs (``COG`` driver, GDAL ≥ 3.1)."""
+    with rasterio.Env() as env:
+        return "COG" in env.drivers()
+
+
+def write_classes(dataset: Any, classes: ClassTable) -> None:
+    """Give band 1 of an open, writable dataset the colour table and names of ``classes``.
+
+    GeoTIFF has no raster attribute table that rasterio writes, so the names go to GDAL
+    metadata: the dataset item ``CLASS_NAMES`` (``"0=background;1=building"``), a band item
+    ``CLASS_<id>`` per class, and the band description ``"class"``.
+    """
+    dataset.write_colormap(1, {i: (*color[:3], 255) for i, (_, color) in classes.items()})
+    dataset.update_tags(CLASS_NAMES=";".join(f"{i}={name}" for i, (name, _) in classes.items()))
+    dataset.update_tags(1, **{f"CLASS_{i}": name for i, (name, _) in classes.items()})
+    dataset.set_band_description(1, "class")
 
 
 def crs_to_string(crs: CRS | None) -> str | None:
@@ -159,11 +202,15 @@ def write_raster(
     georef: GeoRef | None = None,
     compress: str | None = "deflate",
     nodata: float | None = None,
+    classes: ClassTable | None = None,
 ) -> None:
-    """Write an HWC or HW array as a GeoTIFF, atomically, with ``georef``'s CRS and transform.
+    """Write an HWC or HW array as a Cloud-Optimised GeoTIFF, atomically, with ``georef``'s CRS
+    and transform.
 
-    ``nodata`` overrides ``georef.nodata``. Rasters of :data:`TILED_FROM` pixels or more on a
-    side are tiled; ``compress=None`` writes uncompressed.
+    ``nodata`` overrides ``georef.nodata``; ``compress=None`` writes uncompressed. Every file is
+    tiled in 256² blocks; one with a side longer than :data:`OVERVIEWS_FROM` gets overviews
+    (nearest neighbour for HW arrays, which are labels and masks; average for images).
+    ``classes`` (a single-band uint8 class mask only) adds a colour table and class names.
     """
     path = Path(path)
     arr = array[..., None] if array.ndim == 2 else array
@@ -174,11 +221,15 @@ def write_raster(
             f"{path}: GeoTIFF cannot hold dtype {arr.dtype}; cast the array to "
             f"uint8, uint16, int16, int32, float32 or float64 first"
         )
+    if classes is not None and (arr.shape[2] != 1 or arr.dtype != np.uint8):
+        raise DataError(
+            f"{path}: a colour table needs a single-band uint8 class mask, not "
+            f"{arr.shape[2]} band(s) of {arr.dtype}; write the image without classes"
+        )
     height, width, count = arr.shape
     if nodata is None and georef is not None:
         nodata = georef.nodata
     profile: dict[str, Any] = {
-        "driver": "GTiff",
         "width": width,
         "height": height,
         "count": count,
@@ -187,17 +238,26 @@ def write_raster(
         "crs": parse_crs(georef.crs, str(path)) if georef and georef.crs else None,
         "transform": georef.transform if georef else Affine.identity(),
     }
-    if compress is not None and compress.lower() != "none":
-        if compress.lower() not in Compression.__members__:
-            raise ConfigError(
-                f"{path}: unknown GeoTIFF compression {compress!r}; choose one "
-                f"of {', '.join(Compression.__members__)}"
-            )
-        profile["compress"] = compress.lower()
-        if compress.lower() in _PREDICTED and np.issubdtype(arr.dtype, np.integer):
-            profile["predictor"] = 2
-    if max(width, height) >= TILED_FROM:
-        profile.update(tiled=True, blockxsize=_BLOCK, blockysize=_BLOCK)
+    method = _compression(path, compress)
+    overviews = max(width, height) > OVERVIEWS_FROM
+    resampling = "nearest" if array.ndim == 2 else "average"
+    cog = has_cog_driver()
+    if cog:
+        profile.update(
+            driver="COG",
+            blocksize=_BLOCK,
+            compress=method or "none",
+            overviews="auto" if overviews else "none",
+            resampling=resampling,
+        )
+        if method in _PREDICTED:
+            profile["predictor"] = "yes"
+    else:
+        profile.update(driver="GTiff", tiled=True, blockxsize=_BLOCK, blockysize=_BLOCK)
+        if method is not None:
+            profile["compress"] = method
+            if method in _PREDICTED:
+                profile["predictor"] = 2 if np.issubdtype(arr.dtype, np.integer) else 3
     # No PAM: GDAL must not leave a ``.aux.xml`` sidecar named after the temporary file.
     with atomic_path(path) as tmp, rasterio.Env(GDAL_PAM_ENABLED="NO"):
         with warnings.catch_warnings():
@@ -205,3 +265,33 @@ def write_raster(
             dst = rasterio.open(tmp, "w", **profile)
         with dst:
             dst.write(np.moveaxis(arr, -1, 0))
+            if classes is not None:
+                write_classes(dst, classes)
+            if overviews and not cog:
+                build_overviews(dst, resampling)
+
+
+def build_overviews(dataset: Any, resampling: str) -> None:
+    """Add internal overviews (factors 2, 4, … until the smallest fits one 256² tile) to an
+    open, writable GTiff dataset whose side is longer than :data:`OVERVIEWS_FROM` (COG's
+    ``OVERVIEWS=AUTO`` rule); smaller ones get none."""
+    side = max(dataset.width, dataset.height)
+    if side <= OVERVIEWS_FROM:
+        return
+    factors: list[int] = []
+    while side / (2 ** len(factors)) > _BLOCK:
+        factors.append(2 ** (len(factors) + 1))
+    if factors:
+        dataset.build_overviews(factors, Resampling[resampling])
+
+
+def _compression(path: Path, compress: str | None) -> str | None:
+    """The GDAL compression name of ``compress`` (``None`` for none); raise if unknown."""
+    if compress is None or compress.lower() == "none":
+        return None
+    if compress.lower() not in Compression.__members__:
+        raise ConfigError(
+            f"{path}: unknown GeoTIFF compression {compress!r}; choose one "
+            f"of {', '.join(Compression.__members__)}"
+        )
+    return compress.lower()

@@ -55,7 +55,7 @@ from torch import nn
 from changen.data.atomic import atomic_path
 from changen.data.imageio import write_image
 from changen.data.output import write_error
-from changen.data.raster import parse_crs
+from changen.data.raster import CHANGE_MAP_CLASSES, build_overviews, parse_crs, write_classes
 from changen.detectors.windows import (
     MULTIPLE,
     TIFF_SUFFIXES,
@@ -408,6 +408,9 @@ class _Outputs:
         for dataset, path in ((self._change, self.out), (self._prob, self.probability_out)):
             if dataset is not None and path is not None:
                 with _writing(path, self._what[path], gdal=True):
+                    if dataset is self._change:
+                        write_classes(dataset, CHANGE_MAP_CLASSES)
+                    build_overviews(dataset, "nearest" if dataset is self._change else "average")
                     dataset.close()
 
 

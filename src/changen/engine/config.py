@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from changen.errors import ConfigError
 
 if TYPE_CHECKING:
-    from lightning.fabric import Fabric
+    from lightning_fabric import Fabric
 
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: dict[str, str] = {"fp32": "32-true", "bf16": "bf16-mixed"}
@@ -85,7 +85,7 @@ class RunConfig:
 def make_fabric(run: RunConfig) -> Fabric:
     """Lightning Fabric for ``run`` (not launched): DDP when more than one process is asked
     for and the strategy is left to choose."""
-    from lightning.fabric import Fabric
+    from lightning_fabric import Fabric
 
     processes = run.devices * run.num_nodes if isinstance(run.devices, int) else 1
     strategy = "ddp" if run.strategy == "auto" and processes > 1 else run.strategy

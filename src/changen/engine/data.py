@@ -10,7 +10,9 @@ forked worker hangs in its first OpenCV call once the parent has used OpenCV's t
 
 from __future__ import annotations
 
+import functools
 import itertools
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from changen.engine.workers import die_with_parent
 from changen.errors import ChangenError, ConfigError, DataError
 
 T = TypeVar("T")
@@ -27,9 +30,11 @@ Key = tuple[int, int]
 """``(epoch, reader index)`` of one training item."""
 
 
-def _init_worker(worker_id: int) -> None:
+def _init_worker(worker_id: int, parent: int) -> None:
     """One thread per worker process (the workers already run in parallel); no RNG is seeded:
-    every draw comes from the item's own generator."""
+    every draw comes from the item's own generator. The worker ends with the training process
+    ``parent``, even one killed with -9 (:func:`~changen.engine.workers.die_with_parent`)."""
+    die_with_parent(parent)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
 
@@ -48,7 +53,7 @@ def make_loader(
         batch_sampler=batch_sampler,
         num_workers=workers,
         multiprocessing_context="forkserver" if workers > 0 else None,
-        worker_init_fn=_init_worker if workers > 0 else None,
+        worker_init_fn=functools.partial(_init_worker, parent=os.getpid()) if workers else None,
         generator=torch.Generator().manual_seed(seed),
         **options,
     )

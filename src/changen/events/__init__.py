@@ -4,7 +4,23 @@ Objects (instances, or connected components per class) are created, removed or r
 a :class:`ChangeProcess` chains the events into a time series and :class:`ChangeChain` gives
 change labels between any two steps. Pure numpy/OpenCV; every function takes a
 ``numpy.random.Generator`` and the same seed gives byte-identical masks and logs.
+
+The unlabeled-mode pieces (:mod:`changen.events.unlabeled`: ``propose_instances``,
+``prepare_instances``, ``agnostic_mask``, ``contour_map``, ``OBJECT_TAXONOMY``) are exported
+here too, imported on first use (they pull in scikit-image, about 1 s).
 """
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports them
+    from changen.events.unlabeled import (
+        OBJECT_CLASS,
+        OBJECT_TAXONOMY,
+        agnostic_mask,
+        contour_map,
+        prepare_instances,
+        propose_instances,
+    )
 
 from changen.events.create import CreateConfig, ShapeBank, create_objects, transform_shape
 from changen.events.labels import (
@@ -35,9 +51,30 @@ from changen.events.transition import (
     reclass_objects,
 )
 
+_UNLABELED = (
+    "OBJECT_CLASS",
+    "OBJECT_TAXONOMY",
+    "agnostic_mask",
+    "contour_map",
+    "prepare_instances",
+    "propose_instances",
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The unlabeled-mode names, from :mod:`changen.events.unlabeled` on first use."""
+    if name in _UNLABELED:
+        from changen.events import unlabeled
+
+        return getattr(unlabeled, name)
+    raise AttributeError(f"module 'changen.events' has no attribute {name!r}")
+
+
 __all__ = [
     "CHANGE_IGNORE",
     "IGNORE_CODE",
+    "OBJECT_CLASS",
+    "OBJECT_TAXONOMY",
     "OPENEARTHMAP_KERNEL",
     "ChangeChain",
     "ChangeProcess",
@@ -52,9 +89,11 @@ __all__ = [
     "ShapeBank",
     "State",
     "TransitionKernel",
+    "agnostic_mask",
     "apply_step",
     "binary_change",
     "change_counts",
+    "contour_map",
     "create_objects",
     "decode_change",
     "default_fill",
@@ -62,6 +101,8 @@ __all__ = [
     "event_regions",
     "extract_objects",
     "object_change",
+    "prepare_instances",
+    "propose_instances",
     "reclass_objects",
     "remove_objects",
     "semantic_change",

@@ -39,6 +39,7 @@ from changen.generation.pipeline import (
     scene_image,
 )
 from changen.generation.plan import Plan, SampleSpec, SplitSpec, scan_sizes
+from changen.generation.rerun import environment, request_record
 from changen.generation.shards import SHARD_DIR, DatasetOutput, read_rows
 from changen.generation.simulate import UNLABELED_MODES, UnlabeledMode
 from changen.sample import Taxonomy
@@ -248,7 +249,8 @@ def _generate(
         nuisance=nuisance,
         unlabeled=config.unlabeled,
     )
-    output = _open_output(out, config, run, taxonomy, len(plan), saved, synth_info)
+    record = {"request": request_record(config, spec), "environment": environment()}
+    output = _open_output(out, config, run, taxonomy, len(plan), saved, synth_info, record)
     advance = progress.task("generating", len(output.todo()))
     try:
         if run.executor == "ray":
@@ -280,16 +282,22 @@ def _generate(
         raise
     try:
         manifest = output.close()
-        card = write_card(out, saved, read_rows(out), manifest)
+        card = write_card(out, saved, read_rows(out), manifest, record["environment"])
     except OSError as e:
         raise _write_error(out, e) from e
     return GenerationResult(out, len(plan), output.restored, stats, manifest, card)
 
 
 def _source_record(source: SourceSpec, reader: Reader[Any], n_items: int) -> dict[str, Any]:
-    """Provenance of the source: its path (the common folder when pooled), format, items, the
-    GSD resampled to, and each dataset (when pooled, resampled or read for one split)."""
-    record: dict[str, Any] = {"path": str(reader.root), "format": reader.format, "items": n_items}
+    """Provenance of the source: its path (the common folder when pooled), format, licence,
+    items, the GSD resampled to, and each dataset (when pooled, resampled or read for one
+    split)."""
+    record: dict[str, Any] = {
+        "path": str(reader.root),
+        "format": reader.format,
+        "licence": reader.licence,
+        "items": n_items,
+    }
     if source.gsd is not None:
         record["gsd"] = source.gsd
     if len(source.entries) > 1 or source.gsd is not None or any(e.split for e in source.entries):
@@ -328,6 +336,7 @@ def _open_output(
     n_samples: int,
     saved: dict[str, Any],
     synth_info: dict[str, str],
+    record: dict[str, Any],
 ) -> DatasetOutput:
     try:
         return DatasetOutput(
@@ -341,6 +350,7 @@ def _open_output(
             synthesizer=synth_info,
             resume=run.resume,
             overwrite=run.overwrite,
+            record=record,
         )
     except OSError as e:
         raise _write_error(out, e) from e

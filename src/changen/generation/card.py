@@ -1,5 +1,6 @@
 """The dataset card: a ``README.md`` in every generated dataset saying what it holds and how it
-was made (counts, event and class statistics, layout, the full config).
+was made (counts, event and class statistics, layout, the source's licence, versions, the
+command line, the full config).
 
 The card is built from the run's config, its manifest rows and the writer's ``manifest.json``
 only, so it is the same whatever the executor or the number of restarts (no timings in it).
@@ -8,12 +9,14 @@ only, so it is the same whatever the executor or the number of restarts (no timi
 from __future__ import annotations
 
 import json
+import shlex
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from changen import __version__
 from changen.data.atomic import write_text_atomic
+from changen.data.readers.base import UNKNOWN_LICENCE
 from changen.sample import Taxonomy
 
 LAYOUT_FILES: dict[str, str] = {
@@ -94,10 +97,52 @@ def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.2f}%" if whole else "-"
 
 
+def command_line(argv: list[str]) -> str:
+    """``argv`` as a shell line, the program by its name (``changen`` for the console script
+    and ``python -m changen``) rather than its install path."""
+    program = Path(argv[0]).name if argv else "changen"
+    return shlex.join(["changen" if program == "__main__.py" else program, *argv[1:]])
+
+
+def provenance_lines(config: dict[str, Any], environment: dict[str, Any] | None) -> list[str]:
+    """The card's "Licence and provenance" section: the source's licence (which the dataset
+    inherits), the versions that made it, the command line and how to make it again."""
+    licence = config["source"].get("licence", UNKNOWN_LICENCE)
+    lines = [
+        "## Licence and provenance",
+        "",
+        f"Source licence: **{licence}**. This dataset is derived from the source's images and "
+        "labels, so it inherits that licence: use and share it only under the source's terms "
+        "(check them at the source).",
+        "",
+    ]
+    if environment is not None:
+        versions = ", ".join(f"{k} {v}" for k, v in environment["versions"].items() if v)
+        lines += [
+            f"Made with {versions}, by:",
+            "",
+            "```",
+            command_line(environment["command"]),
+            "```",
+            "",
+        ]
+    lines += [
+        "`changen generate --config generation.json --out OTHER` makes the same files again "
+        "(the same bytes with the same versions; `manifest/` timings differ).",
+        "",
+    ]
+    return lines
+
+
 def render_card(
-    config: dict[str, Any], rows: list[dict[str, Any]], manifest: dict[str, Any]
+    config: dict[str, Any],
+    rows: list[dict[str, Any]],
+    manifest: dict[str, Any],
+    environment: dict[str, Any] | None = None,
 ) -> str:
-    """The card's Markdown text (independent of the folder's name, so copies compare equal)."""
+    """The card's Markdown text (independent of the folder's name, so copies compare equal;
+    ``environment``, :func:`changen.generation.rerun.environment`, adds the versions and the
+    command line)."""
     status = Counter(row["status"] for row in rows)
     counts = manifest["counts"]
     taxonomy = Taxonomy.from_dict(config["taxonomy"])
@@ -132,6 +177,7 @@ def render_card(
         f"| seed | {config['seed']} |",
         "",
         *split_lines(config, manifest),
+        *provenance_lines(config, environment),
         "## Change events",
         "",
         "| event | objects |",
@@ -205,9 +251,13 @@ def _nuisance_line(nuisance: dict[str, Any] | None, negatives: float) -> str:
 
 
 def write_card(
-    root: Path, config: dict[str, Any], rows: list[dict[str, Any]], manifest: dict[str, Any]
+    root: Path,
+    config: dict[str, Any],
+    rows: list[dict[str, Any]],
+    manifest: dict[str, Any],
+    environment: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``root/README.md`` atomically and return its path."""
     path = root / "README.md"
-    write_text_atomic(path, render_card(config, rows, manifest))
+    write_text_atomic(path, render_card(config, rows, manifest, environment))
     return path

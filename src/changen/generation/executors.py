@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from changen.engine.workers import die_with_parent
 from changen.errors import ConfigError
 from changen.generation.pipeline import Generated, Job, Prepared, Preparer, synthesize
 from changen.generation.shards import DatasetOutput
@@ -100,11 +101,13 @@ def _write(
 _WORKER: Preparer | None = None
 
 
-def _init_worker(job: Job) -> None:
-    """Process-pool initializer: one :class:`Preparer` per worker, single-threaded OpenCV."""
+def _init_worker(job: Job, parent: int) -> None:
+    """Process-pool initializer: one :class:`Preparer` per worker, single-threaded OpenCV, and
+    the worker ends with the run's process ``parent`` (:func:`die_with_parent`)."""
     import cv2
 
     global _WORKER
+    die_with_parent(parent)
     cv2.setNumThreads(1)
     _WORKER = Preparer(job)
 
@@ -166,7 +169,10 @@ def run_local(
     prepare: Callable[[list[int]], list[Prepared]]
     if workers:
         pool = ProcessPoolExecutor(
-            workers, mp_context=_mp_context(), initializer=_init_worker, initargs=(job,)
+            workers,
+            mp_context=_mp_context(),
+            initializer=_init_worker,
+            initargs=(job, os.getpid()),
         )
         prepare = _prepare_in_worker
     else:

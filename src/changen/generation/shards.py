@@ -122,8 +122,10 @@ class DatasetOutput:
     """Writes generated samples into ``root`` in a layout, commits shards, resumes.
 
     ``config`` is the run's JSON config (saved as ``generation.json`` and as the manifest's
-    provenance); on ``resume`` it must equal the saved one. ``n_samples`` and ``shard_size``
-    define the shards; ``synthesizer`` (name and config hash) goes into every row.
+    provenance); on ``resume`` it must equal the saved one. ``record`` adds other top-level
+    records to ``generation.json`` (the request and environment of :mod:`.rerun`).
+    ``n_samples`` and ``shard_size`` define the shards; ``synthesizer`` (name and config hash)
+    goes into every row.
     """
 
     def __init__(
@@ -139,6 +141,7 @@ class DatasetOutput:
         synthesizer: dict[str, str],
         resume: bool = False,
         overwrite: bool = False,
+        record: dict[str, Any] | None = None,
     ) -> None:
         if layout not in WRITERS:
             raise FormatError(f"unknown layout {layout!r}; choose one of {', '.join(WRITERS)}")
@@ -156,7 +159,8 @@ class DatasetOutput:
         self.writer: ChangeDatasetWriter = WRITERS[layout](
             self.root, taxonomy, overwrite=overwrite, resume=resuming, provenance=config
         )
-        write_text_atomic(self.root / RUN_CONFIG, json.dumps({"config": config}, indent=2) + "\n")
+        doc = {"config": config, **(record or {})}
+        write_text_atomic(self.root / RUN_CONFIG, json.dumps(doc, indent=2) + "\n")
         self.committed: set[int] = set()
         self.restored = 0
         if resuming:

@@ -13,6 +13,7 @@ has to leave out (points, lines, polygons off the image) are reported with one
 from __future__ import annotations
 
 import functools
+import json
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -117,11 +118,35 @@ def warn_skipped(
 T = TypeVar("T", Scene, ChangeSample)
 
 
+#: The licence of a source whose terms changen does not know.
+UNKNOWN_LICENCE = "unknown, check the source"
+
+
+def manifest_licence(root: Path) -> str | None:
+    """The licence a changen-written dataset inherited, from its ``manifest.json`` provenance
+    (``data convert``: ``provenance.licence``; ``generate``: ``provenance.source.licence``);
+    ``None`` when the folder has none or its manifest cannot say."""
+    try:
+        provenance = json.loads((root / "manifest.json").read_text(encoding="utf-8"))["provenance"]
+        source = provenance.get("source")
+        nested = source.get("licence") if isinstance(source, dict) else None
+        licence = provenance.get("licence") or nested
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return licence if isinstance(licence, str) else None
+
+
 class Reader(Generic[T]):
-    """Base of all readers. Subclasses set ``format``/``kind`` and fill ``names``."""
+    """Base of all readers. Subclasses set ``format``/``kind`` and fill ``names``.
+
+    ``licence`` names the terms the source is distributed under, as far as changen knows them
+    (:data:`UNKNOWN_LICENCE` otherwise); data derived from the source inherit them, so a
+    dataset changen wrote has the licence its manifest recorded.
+    """
 
     format: ClassVar[str]
     kind: ClassVar[str]  # "scene" (single-temporal) or "change" (bitemporal)
+    licence: str = UNKNOWN_LICENCE
 
     def __init__(self, root: str | Path, taxonomy: Taxonomy) -> None:
         self.root = Path(root)
@@ -129,6 +154,7 @@ class Reader(Generic[T]):
             raise DataError(f"{self.root}: no such file or folder")
         self.taxonomy = taxonomy
         self.names: list[str] = []
+        self.licence = manifest_licence(self.root) or type(self).licence
 
     @classmethod
     def detect(cls, root: Path) -> bool:

@@ -4,7 +4,7 @@
 |---|---|
 | ``levircd`` | ``A/ B/ label/`` |
 | ``s2looking`` | ``Image1/ Image2/ label/`` |
-| ``whucd`` | ``A/ B/ label/`` (LEVIR-CD's layout; only chosen by name, never detected) |
+| ``whucd`` | the official release's ``2012/ 2016/`` crops, or ``A/ B/ label/`` |
 | ``sysucd`` | ``time1/ time2/ label/`` |
 | ``dsifn`` | ``t1/ t2/ mask/`` |
 
@@ -337,6 +337,8 @@ class LevirCDReader(BinaryChangeReader):
     """LEVIR-CD: ``A/ B/ label/`` (label 0/255), flat with ``list/*.txt`` or in split folders."""
 
     format = "levircd"
+    # LEVIR-CD's terms; other data in this layout carry their own (changen's: its manifest's).
+    licence = "LEVIR-CD: research use only (another dataset in this layout: check its source)"
     folders = ("A", "B", "label")
 
 
@@ -347,15 +349,110 @@ class S2LookingReader(BinaryChangeReader):
     folders = ("Image1", "Image2", "label")
 
 
+WHU_YEARS = ("2012", "2016")
+WHU_RELEASE_DIR = "1. The two-period image data"
+
+
+def whu_release(root: Path) -> Path | None:
+    """The folder of the official WHU-CD release that holds ``2012/`` and ``2016/`` (each with
+    ``splited_images/``): ``root`` itself or its ``1. The two-period image data/``; else None."""
+    for folder in (root, root / WHU_RELEASE_DIR):
+        if all((folder / year / "splited_images").is_dir() for year in WHU_YEARS):
+            return folder
+    return None
+
+
 class WHUCDReader(BinaryChangeReader):
-    """WHU-CD: LEVIR-CD's ``A/ B/ label/`` layout; auto-detection picks levircd, name this one."""
+    """WHU-CD, as released or re-packed.
+
+    The official release (``Building change detection dataset_add``) is read as it unpacks::
+
+        [1. The two-period image data/]2012/splited_images/{train,test}/{image,label}/*.tif
+                                       2016/splited_images/{train,test}/{image,label}/*.tif
+                                       change_label/{train,test}/change_label.tif
+
+    Crops pair by stem across the years; each year's ``label/`` is that year's building mask
+    (0/255, or 0/1), read as the t1/t2 masks, and a crop's change label is where the two
+    masks differ (the release ships its change label only as one whole-split image, whose
+    crop grid it does not record, so it is not cut). ``--binary-threshold`` applies to the
+    masks. Re-packed copies in LEVIR-CD's ``A/ B/ label/`` layout (e.g. WHU-CD-256) are read as
+    ``levircd`` reads them; auto-detection picks levircd for those and whucd for the release.
+    """
 
     format = "whucd"
     folders = ("A", "B", "label")
 
     @classmethod
     def detect(cls, root: Path) -> bool:
-        return False
+        return whu_release(root) is not None
+
+    @classmethod
+    def layout_dirs(cls, root: Path) -> list[tuple[str | None, Path]]:
+        release = whu_release(root) if root.is_dir() else None
+        if release is None:
+            return super().layout_dirs(root)
+        crops = release / WHU_YEARS[0] / "splited_images"
+        splits = {d.name: d for d in crops.iterdir() if find_subdir(d, ("image",))}
+        return [(name, splits[name]) for name in _ordered(list(splits))]
+
+    def _list(self, folder: Path, split: str | None, only: set[str] | None) -> list[_Item]:
+        if whu_release(self.root) is None:
+            return super()._list(folder, split, only)
+        later = folder.parents[2] / WHU_YEARS[1] / "splited_images" / folder.name
+        if not later.is_dir():
+            raise DataError(
+                f"{later}: missing, but {folder} has crops; restore the {WHU_YEARS[1]} crops "
+                f"from the release"
+            )
+        t1, t2 = (
+            {stem: (image, mask) for stem, image, mask in pair_by_stem(*crops)[0]}
+            for crops in ((_subdir(d, "image"), _subdir(d, "label")) for d in (folder, later))
+        )
+        unpaired = sorted(set(t1) ^ set(t2))
+        if unpaired:
+            raise DataError(
+                f"{folder}: {len(unpaired)} crop(s) are in only one of {WHU_YEARS}, e.g. "
+                f"{unpaired[0]}; restore the missing files"
+            )
+        return [  # files: both images, then both building masks
+            _Item(stem, split, (t1[stem][0], t2[stem][0], t1[stem][1], t2[stem][1]), (None, None))
+            for stem in sorted(t1)
+        ]
+
+    def stored_files(self, index: int) -> dict[str, Path | None]:
+        if len(self._items[index].files) != 4:
+            return super().stored_files(index)
+        item = self._items[index]  # building masks are 0/255 files: encode the arrays
+        return {
+            **dict.fromkeys(("t1_mask", "t2_mask", "change_mask")),
+            "t1_image": item.files[0],
+            "t2_image": item.files[1],
+        }
+
+    def __getitem__(self, index: int) -> ChangeSample:
+        item = self._items[index]
+        if len(item.files) != 4:
+            return super().__getitem__(index)
+        t1, t2, georef = self._load_pair(item)
+        masks = []
+        for path in item.files[2:]:
+            band = read_single_band(path, "building mask")
+            check_same_size(t1.shape, item.files[0], band, path, "building mask")
+            masks.append(self.binarise(band, path))
+        change = (masks[0] != masks[1]).astype(np.uint8)
+        meta = {"split": item.split}
+        return ChangeSample(
+            t1,
+            t2,
+            change,
+            masks[0],
+            masks[1],
+            georef,
+            self.taxonomy,
+            item.name,
+            str(item.files[0]),
+            meta,
+        )
 
 
 class SYSUCDReader(BinaryChangeReader):

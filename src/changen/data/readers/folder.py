@@ -2,8 +2,10 @@
 
 Layout: ``root/{images,image,img,imgs}/`` and ``root/{masks,mask,labels,label,gt}/`` holding
 PNG, JPEG or TIFF files paired by file stem (a mask may add ``_mask``/``.mask``/``_label``/
-``_gt`` to the image's stem), plus optionally ``root/instances/`` with one instance map per
-image (16-bit PNG or TIFF, 0 = no instance).
+``_gt`` to the image's stem), plus optionally ``root/instances/`` with instance maps (16-bit
+PNG or TIFF, 0 = no instance). An image the folder has no instance map for gets one derived
+from its mask (:func:`component_instances`: each 8-connected piece of a class is an
+instance), so a folder may mix items with and without instance maps.
 
 Masks are index maps (one band of class ids) or RGB colour-coded in the taxonomy's colours.
 A 3-band mask whose colours are all in the palette is decoded through it; a grey 3-band mask
@@ -24,6 +26,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from changen.data.bands import to_rgb8
@@ -201,6 +204,21 @@ def read_instances(path: Path) -> np.ndarray:
     return band.astype(np.int32)
 
 
+def component_instances(mask: np.ndarray, taxonomy: Taxonomy) -> np.ndarray:
+    """The int32 instance map of a mask that came without one: each 8-connected piece of a
+    class other than background (0) and ignore is an instance, as the events find objects."""
+    out = np.zeros(mask.shape, np.int32)
+    next_id = 1
+    for cls in np.flatnonzero(mask_values(mask)):
+        if cls in (0, taxonomy.ignore):
+            continue
+        n, pieces = cv2.connectedComponents((mask == cls).astype(np.uint8), connectivity=8)
+        inside = pieces > 0
+        out[inside] = pieces[inside] + (next_id - 1)
+        next_id += n - 1
+    return out
+
+
 def load_scene(
     name: str,
     image_path: Path,
@@ -208,11 +226,13 @@ def load_scene(
     taxonomy: Taxonomy,
     *,
     instances_path: Path | None = None,
+    derive_instances: bool = False,
     binary_threshold: int | None = None,
     taxonomy_given: bool = True,
     bands: tuple[int, ...] | None = None,
 ) -> Scene:
-    """Decode one image/mask(/instances) triple into a :class:`Scene` (RGB uint8 image)."""
+    """Decode one image/mask(/instances) triple into a :class:`Scene` (RGB uint8 image);
+    ``derive_instances``: without ``instances_path``, derive the instance map from the mask."""
     image, valid = to_rgb8(read_image(image_path), bands=bands, source=str(image_path))
     mask = read_label_mask(mask_path, taxonomy, binary_threshold, taxonomy_given)
     check_same_size(image.shape, image_path, mask, mask_path)
@@ -222,6 +242,8 @@ def load_scene(
     if instances_path is not None:
         instances = read_instances(instances_path)
         check_same_size(image.shape, image_path, instances, instances_path, "instance map")
+    elif derive_instances:
+        instances = component_instances(mask, taxonomy)
     return Scene(image, mask, instances, None, taxonomy, name, str(image_path))
 
 
@@ -280,8 +302,9 @@ class FolderReader(SceneReader):
         self._items = pairs
         self._instances: dict[str, Path] = {}
         instance_dir = find_subdir(self.root, (INSTANCE_DIR,))
+        self._derive_instances = instance_dir is not None
         if instance_dir is not None:
-            inst_pairs, _ = pair_by_stem(image_dir, instance_dir, what="instance map")
+            inst_pairs, _ = pair_by_stem(image_dir, instance_dir, "instance map", False)
             self._instances = {name: inst for name, _, inst in inst_pairs}
         self.names = [name for name, _, _ in pairs]
         self._require_items("image/mask pairs")
@@ -305,6 +328,7 @@ class FolderReader(SceneReader):
             mask_path,
             self.taxonomy,
             instances_path=self._instances.get(name),
+            derive_instances=self._derive_instances,
             binary_threshold=self.binary_threshold,
             taxonomy_given=self._taxonomy_given,
             bands=self.bands,

@@ -72,6 +72,7 @@ class LoveDAReader(SceneReader):
     """LoveDA tiles with their land-cover masks (taxonomy ``loveda``)."""
 
     format = "loveda"
+    licence = "CC BY-NC-SA 4.0"  # LoveDA's release terms
 
     def __init__(
         self, root: str | Path, taxonomy: Taxonomy | None = None, *, split: str | None = None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,12 @@ class PooledReader(SceneReader):
         self.taxonomy = first.taxonomy
         formats = {r.format for r in readers}
         self.format = formats.pop() if len(formats) == 1 else "pooled"  # type: ignore[misc]
+        licences = {r.licence for r in readers}
+        self.licence = (
+            licences.pop()
+            if len(licences) == 1
+            else "; ".join(f"{t}: {r.licence}" for t, r in zip(self.tags, readers, strict=True))
+        )
         self.names = [f"{t}__{n}" for t, r in zip(self.tags, readers, strict=True) for n in r.names]
         self.offsets = [0]
         for r in readers:
@@ -133,6 +139,21 @@ def open_sources(
             reader = ResampledReader(reader, target_gsd, e.gsd)
         readers.append(reader)
     return readers[0] if len(readers) == 1 else PooledReader(readers)
+
+
+def open_data_spec(
+    data: str | Sequence[Mapping[str, Any]],
+    format: str | None = None,
+    taxonomy: str | Taxonomy | None = None,
+    split: str | None = None,
+) -> Reader[Any]:
+    """A training config's ``data``: one dataset path (read with ``format`` and ``split``), or
+    the JSON form of several :class:`SourceEntry` (``dataclasses.asdict``), pooled, each read
+    with its own format, threshold and split."""
+    if isinstance(data, str):
+        return open_dataset(data, format=format, taxonomy=taxonomy, split=split)
+    entries = [_entry(item, f"data source {i}", Path.cwd()) for i, item in enumerate(data)]
+    return open_sources(entries, taxonomy)
 
 
 def read_sources_file(path: str | Path) -> list[SourceEntry]:

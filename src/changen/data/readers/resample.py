@@ -67,6 +67,7 @@ class ResampledReader(SceneReader):
         self.taxonomy = reader.taxonomy
         self.names = reader.names
         self.format = reader.format  # type: ignore[misc]  # the wrapped reader's, per instance
+        self.licence = reader.licence
 
     def __getitem__(self, index: int) -> Scene:
         return resample_scene(self.reader[index], self.target_gsd, self.source_gsd)

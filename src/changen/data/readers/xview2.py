@@ -129,6 +129,8 @@ class XView2Reader(SceneReader):
     """xBD tiles of one phase as scenes with building (pre) or damage (post) masks."""
 
     format = "xview2"
+    # The xView2 challenge's data agreement releases xBD under this licence.
+    licence = "CC BY-NC-SA 4.0"
 
     def __init__(
         self,

@@ -25,7 +25,7 @@ import os
 import shutil
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from changen.data.output import check_output_dir
 from changen.errors import ConfigError, DataError
 from changen.sample import CHANGE_IGNORE, ChangeSample, GeoRef, Scene, Taxonomy
 
+if TYPE_CHECKING:
+    from changen.data.raster import ClassTable
+
 MANIFEST_NAME = "manifest.json"
 LIST_DIR = "list"
 
@@ -43,12 +46,18 @@ T = TypeVar("T", ChangeSample, Scene)
 W = TypeVar("W", bound="DatasetWriter[Any]")
 
 
-def save_array(path: Path, array: np.ndarray, georef: GeoRef | None) -> None:
-    """Write one raster atomically: GeoTIFF (with ``georef``) for ``.tif``, else PNG/JPEG."""
+def save_array(
+    path: Path,
+    array: np.ndarray,
+    georef: GeoRef | None,
+    classes: ClassTable | None = None,
+) -> None:
+    """Write one raster atomically: GeoTIFF (with ``georef``, and the colour table and names
+    of ``classes`` for a class mask) for ``.tif``, else PNG/JPEG."""
     if path.suffix.lower() in (".tif", ".tiff"):
         from changen.data.raster import write_raster
 
-        write_raster(path, array, georef)
+        write_raster(path, array, georef, classes=classes)
     else:
         write_image(path, array)
 
@@ -147,7 +156,7 @@ class DatasetWriter(Generic[T]):
         written: list[Path] = []
         try:
             for path, array in self._files(sample, folder):
-                save_array(path, array, raster_georef(sample.georef, array))
+                save_array(path, array, raster_georef(sample.georef, array), self._classes(path))
                 written.append(path)
         except BaseException:
             for path in written:
@@ -200,6 +209,10 @@ class DatasetWriter(Generic[T]):
     def _files(self, sample: T, folder: Path) -> list[tuple[Path, np.ndarray]]:
         """The files of one sample: (path, array) pairs, written in this order."""
         raise NotImplementedError
+
+    def _classes(self, path: Path) -> ClassTable | None:
+        """The colour table and class names of the class-mask GeoTIFF ``path`` (else ``None``)."""
+        return None
 
     def _finish(self) -> None:
         """Write what a layout adds once every sample is written (before the manifest)."""

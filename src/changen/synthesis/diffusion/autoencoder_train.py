@@ -102,7 +102,7 @@ from changen.synthesis.diffusion.autoencoder import (
 from changen.viz.grid import make_grid, save_png
 
 if TYPE_CHECKING:
-    from lightning.fabric import Fabric
+    from lightning_fabric import Fabric
 
 RUNTIME_FIELDS = ("steps", "run", "sample_every", "eval_every", "eval_samples", "preview")
 """Fields a resumed run may change (``run`` but its precision)."""

@@ -57,13 +57,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from lightning.fabric import Fabric
+from lightning_fabric import Fabric
 from torch import Tensor, nn
 
 from changen import __version__
 from changen.data.atomic import write_text_atomic
 from changen.data.output import check_output_dir
-from changen.data.readers import open_dataset
+from changen.data.readers.pooled import open_data_spec
 from changen.engine.checkpoint import load_config, load_state, load_weights, unwrap
 from changen.engine.config import make_fabric
 from changen.engine.data import StepBatchSampler, holdout_split, make_loader, next_batch
@@ -179,7 +179,7 @@ class DiffusionTrainer(TrainTask):
     ) -> None:
         self.fabric = fabric
         self.run = run
-        reader = open_dataset(config.data, format=config.format, taxonomy=config.taxonomy)
+        reader = open_data_spec(config.data, config.format, config.taxonomy)
         taxonomy = OBJECT_TAXONOMY if config.unlabeled else reader.taxonomy
         self.spec = LabelSpec(config.label_encoding(taxonomy), taxonomy.num_classes)
         self.latent = open_latent_space(config.latent, fabric.device)

@@ -62,7 +62,9 @@ def default_run() -> RunConfig:
 class DiffusionTrainConfig:
     """Everything that defines a diffusion training run.
 
-    Data: ``data`` (single-temporal scenes), ``format``/``taxonomy`` (detected / the reader's),
+    Data: ``data`` (single-temporal scenes; a list of source-entry dicts is pooled, see
+    :func:`~changen.data.readers.pooled.open_data_spec`), ``format``/``taxonomy`` (detected /
+    the reader's),
     ``holdout`` (fraction never trained on; sample grids and FID use it), ``unlabeled``
     (``instances``/``slic``/``felzenszwalb``: Changen2's unlabeled mode, class-agnostic
     instances and a contour condition). Model: ``family`` and its ``preset``, ``labels``
@@ -78,7 +80,7 @@ class DiffusionTrainConfig:
     held-out crops every ``fid_every`` steps (0: never).
     """
 
-    data: str
+    data: str | list[dict[str, Any]]
     format: str | None = None
     taxonomy: str | None = None
     holdout: float = 0.1

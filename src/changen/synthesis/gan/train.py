@@ -50,7 +50,7 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-from lightning.fabric import Fabric
+from lightning_fabric import Fabric
 from torch import Tensor, nn
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
@@ -58,7 +58,7 @@ from torch.utils.data import DataLoader
 from changen import __version__
 from changen.data.atomic import write_text_atomic
 from changen.data.output import check_output_dir
-from changen.data.readers import open_dataset
+from changen.data.readers.pooled import open_data_spec
 from changen.engine.checkpoint import load_config, load_state, load_weights, unwrap
 from changen.engine.config import make_fabric
 from changen.engine.data import StepBatchSampler, holdout_split, make_loader, next_batch
@@ -150,9 +150,7 @@ class GanTrainer(TrainTask):
         self.config = config
         self.fabric = fabric
         self.run = run
-        reader = open_dataset(
-            config.data, format=config.format, taxonomy=config.taxonomy, split=config.split
-        )
+        reader = open_data_spec(config.data, config.format, config.taxonomy, config.split)
         self.taxonomy = reader.taxonomy
         if config.events is None:
             process = default_process(self.taxonomy)

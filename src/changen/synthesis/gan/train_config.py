@@ -37,9 +37,10 @@ def default_run() -> RunConfig:
 class GanTrainConfig:
     """Everything that defines a GAN training run.
 
-    Data: ``data`` (any single-temporal dataset), ``format``/``taxonomy`` (detected / the
-    reader's when None), ``split`` (one split of the dataset; all when None), ``holdout``
-    (fraction never trained on; previews and FID use it).
+    Data: ``data`` (any single-temporal dataset, or a list of source-entry dicts pooled as
+    :func:`~changen.data.readers.pooled.open_data_spec` reads them), ``format``/``taxonomy``
+    (detected / the reader's when None), ``split`` (one split of the dataset; all when None),
+    ``holdout`` (fraction never trained on; previews and FID use it).
     Model: ``preset`` (see :data:`changen.synthesis.gan.PRESETS`), ``width`` (multiplies every
     channel count), or ``gan`` (a full ``GanConfig`` dict, overriding both);
     ``encoder_weights`` (a local ResNet-18 file). Class counts come from the data.
@@ -53,7 +54,7 @@ class GanTrainConfig:
     and compute FID/KID on ``fid_samples`` held-out crops (0: never).
     """
 
-    data: str
+    data: str | list[dict[str, Any]]
     format: str | None = None
     taxonomy: str | None = None
     split: str | None = None
