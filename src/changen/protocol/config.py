@@ -42,8 +42,9 @@ from changen.taxonomies import get_taxonomy
 
 WORLD = "sample-world"
 BASELINES = ("scratch", "imagenet", "segmentation")
-"""Arms that are not pre-trained on synthetic pairs: ``scratch`` (random initialisation) and
-``imagenet`` (the detector's ``backbone_weights``, e.g. an ImageNet state dict)."""
+"""Arms that are not pre-trained on synthetic pairs: ``scratch`` (random initialisation),
+``imagenet`` (the detector's ``backbone_weights``, e.g. an ImageNet state dict) and
+``segmentation`` (segmentation-only pre-training on the sources, Changen Table 6)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Source:
     binary_threshold: int | None = None
 
     def entry(self) -> SourceEntry:
+        """The source as the readers' pooled-source entry."""
         return SourceEntry(self.path, self.format, None, self.binary_threshold)
 
 
@@ -145,7 +147,10 @@ class ProtocolConfig:
         return asdict(self)
 
 
-EVENT_KEYS = ("events", "steps", "count", "scale", "rotate", "flip", "fill", "placement", "within")
+EVENT_KEYS = (
+    *("events", "steps", "count", "scale", "rotate", "flip", "fill", "placement", "within"),
+    "min_area",
+)
 """The keys of a config's ``events``: the ``changen generate`` event flags, plus ``min_area``."""
 
 
@@ -161,11 +166,11 @@ def change_process(events: dict[str, Any], taxonomy: Taxonomy) -> ChangeProcess:
     """The config's ``events`` as ``changen generate`` builds them for a source of
     ``taxonomy`` (:func:`~changen.events.policy.default_process`: unnamed choices take the
     taxonomy's defaults, e.g. created objects land in homogeneous regions of land cover)."""
-    unknown = sorted(set(events) - {*EVENT_KEYS, "min_area"})
+    unknown = sorted(set(events) - set(EVENT_KEYS))
     if unknown:
         raise ConfigError(
-            f"events: unknown keys {unknown}; known: {[*EVENT_KEYS, 'min_area']} (the "
-            f"`changen generate` event flags)"
+            f"events: unknown keys {unknown}; known: {list(EVENT_KEYS)} (the `changen "
+            f"generate` event flags)"
         )
     flags: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in events.items()}
     if isinstance(flags.get("within"), int):

@@ -114,12 +114,8 @@ class Protocol:
                     }
                 for baseline in self.config.baselines:
                     key = (det.key, baseline, seed)
-                    weights = det.backbone_weights if baseline == "imagenet" else None
-                    init = (
-                        self._segmented(key, det, sources) if baseline == "segmentation" else None
-                    )
-                    results.setdefault(det.key, {}).setdefault(baseline, {})[seed] = (
-                        self._finetunes(key, det, train, test_set, seed, init=init, weights=weights)
+                    results.setdefault(det.key, {}).setdefault(baseline, {})[seed] = self._baseline(
+                        key, det, sources, train, test_set
                     )
         return write_report(self.config, results, self.out, all_changed(test))
 
