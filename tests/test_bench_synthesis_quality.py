@@ -3,27 +3,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from fixtures_scripts import ROOT, load_script
 from test_diffusion_synthesizer import tiny_checkpoint
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def bench() -> ModuleType:
-    """The benchmark script, loaded by path (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        "synthesis_quality", ROOT / "benchmarks" / "synthesis_quality.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/synthesis_quality.py")
 
 
 def test_sampling_options_go_to_diffusion_checkpoints_only(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ unless the later one continues it (``--resume``); placeholders (``--out DIR``) a
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 import shlex
 import sys
@@ -23,6 +22,7 @@ import pytest
 import typer
 
 from changen.cli.app import app
+from fixtures_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benchmarks/README.md"]
@@ -90,10 +90,7 @@ class _Parsed(Exception):
 
 def _script(path: Path, args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """Run ``path``'s ``main()`` with ``args`` up to the end of its argument parsing."""
-    spec = importlib.util.spec_from_file_location(f"doc_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(path)
     parse = argparse.ArgumentParser.parse_args
 
     def parse_then_stop(self: argparse.ArgumentParser, *a: object, **k: object) -> None:

@@ -3,25 +3,16 @@ pixels, also for an under-confident detector whose probabilities all lie below 0
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from fixtures_scripts import load_script
 
 
 def bench() -> ModuleType:
-    """The benchmark script, loaded by path (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        "transfer_real", ROOT / "benchmarks" / "transfer_real.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/transfer_real.py")
 
 
 def f1(pred: np.ndarray, truth: np.ndarray) -> float:

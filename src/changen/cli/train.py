@@ -97,19 +97,25 @@ def _refuse_fixed(given: dict[str, Any], run: dict[str, Any], runtime: tuple[str
         )
 
 
+DATA = typer.Argument(
+    None,
+    help="Single-temporal dataset(s) to learn from, several pooled (required unless "
+    "--resume or --sources).",
+    show_default=False,
+)
+OUT = typer.Option(..., "--out", "-o", help="Run folder (new or empty, or --resume).")
+FORMAT = typer.Option(None, "--format", "-f", help="Force the dataset format.")
+TAXONOMY = typer.Option(None, help="Built-in taxonomy of the masks.")
+
+
 @app.command()
 def generator(
-    data: list[str] | None = typer.Argument(
-        None,
-        help="Single-temporal dataset(s) to learn from, several pooled (required unless "
-        "--resume or --sources).",
-        show_default=False,
-    ),
+    data: list[str] | None = DATA,
     sources_file: Path | None = options.SOURCES_FILE,
     binary_threshold: int | None = options.SOURCE_THRESHOLD,
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder (new or empty, or --resume)."),
-    format: str | None = typer.Option(None, "--format", "-f", help="Force the dataset format."),
-    taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the masks."),
+    out: Path = OUT,
+    format: str | None = FORMAT,
+    taxonomy: str | None = TAXONOMY,
     split: str | None = options.SPLIT,
     holdout: float | None = typer.Option(
         None, help="Fraction of items held out for samples and FID. (default: 0.1)"
@@ -262,17 +268,12 @@ def generator(
 
 @app.command()
 def diffusion(
-    data: list[str] | None = typer.Argument(
-        None,
-        help="Single-temporal dataset(s) to learn from, several pooled (required unless "
-        "--resume or --sources).",
-        show_default=False,
-    ),
+    data: list[str] | None = DATA,
     sources_file: Path | None = options.SOURCES_FILE,
     binary_threshold: int | None = options.SOURCE_THRESHOLD,
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder (new or empty, or --resume)."),
-    format: str | None = typer.Option(None, "--format", "-f", help="Force the dataset format."),
-    taxonomy: str | None = typer.Option(None, help="Built-in taxonomy of the masks."),
+    out: Path = OUT,
+    format: str | None = FORMAT,
+    taxonomy: str | None = TAXONOMY,
     holdout: float | None = typer.Option(
         None, help="Fraction of items held out for samples and FID. (default: 0.1)"
     ),
